@@ -1,0 +1,1 @@
+"""Result bundles: the unit that travels from a board to the workstation."""

@@ -1,0 +1,118 @@
+"""Versioned schemas of a result bundle.
+
+A bundle is a directory:
+  manifest.json        Manifest (written once, atomically)
+  measurements.jsonl   one MeasurementRecord per line, append-only, fsynced per record
+  models/<sha256>.onnx the models measured, by content (or a spec in the record regenerates them)
+  rules/*.json         fusion rule tables (see the fusion-detection commands)
+
+Every latency is raw integer nanoseconds; statistics are derived on read (edge_agent.stats), never stored.
+"""
+
+from typing import Any, Dict, List, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge_agent.device.models import DeviceSnapshot
+
+BUNDLE_FORMAT = "edge-agent-bundle"
+MANIFEST_SCHEMA_VERSION = 1
+RECORD_SCHEMA_VERSION = 1
+SUPPORTED_MANIFEST_VERSIONS = (1,)
+SUPPORTED_RECORD_VERSIONS = (1,)
+
+STATUS_OK = "ok"
+STATUS_INVALID = "invalid"
+STATUS_FAILED = "failed"
+
+KIND_MODEL = "model"
+KIND_SUBNET = "subnet"
+KIND_REFERENCE = "reference"
+KIND_KERNEL = "kernel"
+
+
+class RunSettings(BaseModel):
+    """Everything about how the runtime was driven; part of what defines a 'device' for prediction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    runtime: str  # "ort" | "mnn"
+    runtime_version: str
+    threads: int
+    affinity: Optional[List[int]] = None
+    ort_graph_optimization_level: Optional[str] = None  # "disable" | "basic" | "extended" | "all"
+    mnn_precision: Optional[str] = None  # "high" (fp32) | "normal" | "low"
+    input_seed: int = 0
+
+
+class ProtocolConfig(BaseModel):
+    """The measurement protocol's knobs, recorded with every record (pyperf style)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    warmup_min_runs: int = 20
+    warmup_min_time_ns: int = 1_000_000_000
+    min_runs: int = 30
+    min_time_ns: int = 1_500_000_000
+    windows: int = 3
+    max_runs: int = 100_000
+    cv_threshold: float = 0.05
+    max_retries: int = 2
+    timeout_s: float = 600.0
+    cooldown_target_mc: Optional[int] = None
+    cooldown_timeout_s: float = 120.0
+
+
+class ModelRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    item_id: str
+    model_sha256: str
+    model_path: Optional[str] = None  # relative to the bundle root
+    name: Optional[str] = None
+
+
+class MeasurementRecord(BaseModel):
+    schema_version: int = RECORD_SCHEMA_VERSION
+    record_id: str
+    session_id: str
+    item_id: str
+    item_kind: str = KIND_MODEL
+    model: ModelRef
+    spec: Optional[Dict[str, Any]] = None  # a subnet or kernel spec that regenerates the model
+    reference: Optional[ModelRef] = None
+    settings: RunSettings
+    protocol: ProtocolConfig
+    input_shapes: Dict[str, List[int]] = Field(default_factory=dict)
+    status: str
+    reasons: List[str] = Field(default_factory=list)
+    attempt: int = 1
+    load_ns: Optional[int] = None
+    first_inference_ns: Optional[int] = None
+    samples_ns: List[List[int]] = Field(default_factory=list)  # one list per window
+    reference_load_ns: Optional[int] = None
+    reference_first_inference_ns: Optional[int] = None
+    reference_samples_ns: Optional[List[List[int]]] = None  # interleaved with samples_ns, window by window
+    state_before: Optional[DeviceSnapshot] = None
+    state_after: Optional[DeviceSnapshot] = None
+    started_utc: str
+    finished_utc: str
+    error: Optional[str] = None
+
+    @property
+    def valid(self) -> bool:
+        return self.status == STATUS_OK
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    format: str = BUNDLE_FORMAT
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+    agent_version: str
+    bundle_id: str
+    created_utc: str
+    fingerprint: Dict[str, Any]
+    settings: RunSettings
+    protocol: ProtocolConfig
+    command: List[str] = Field(default_factory=list)

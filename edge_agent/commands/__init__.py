@@ -1,0 +1,1 @@
+"""One module per `edge-agent` command; see edge_agent.cli.COMMANDS."""

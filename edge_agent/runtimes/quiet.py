@@ -1,0 +1,32 @@
+"""MNN prints a CPU-feature line on stdout from C code at import; keep it out of machine-readable output."""
+
+import contextlib
+import ctypes
+import os
+import sys
+
+
+def flush_c_stdio() -> None:
+    """C code buffers stdout when it is not a terminal; flush it before fds are swapped back."""
+    ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        flush_c_stdio()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def import_mnn():
+    with stdout_to_stderr():
+        import MNN  # noqa: F401  (imported for its side effect inside the redirect)
+        import _tools  # noqa: F401
+    return sys.modules["MNN"]
