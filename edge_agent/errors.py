@@ -3,6 +3,7 @@
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_NOT_READY = 2
+EXIT_INVALID = 3  # measured, but the record stayed invalid after its retries
 EXIT_INTERRUPTED = 130
 
 

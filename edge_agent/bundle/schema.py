@@ -89,6 +89,7 @@ class MeasurementRecord(BaseModel):
     attempt: int = 1
     load_ns: Optional[int] = None
     first_inference_ns: Optional[int] = None
+    warmup_runs: Optional[int] = None
     samples_ns: List[List[int]] = Field(default_factory=list)  # one list per window
     reference_load_ns: Optional[int] = None
     reference_first_inference_ns: Optional[int] = None

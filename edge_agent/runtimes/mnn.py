@@ -86,7 +86,10 @@ class MnnSession:
             cache_dir = self._workdir.name
         mnn_path = os.path.join(cache_dir, os.path.splitext(os.path.basename(onnx_path))[0] + ".mnn")
         if not os.path.exists(mnn_path):
-            convert_onnx_to_mnn(onnx_path, mnn_path)
+            # Convert beside, then rename: a kill mid-conversion must not leave a half model that a resume would load.
+            partial = "{}.tmp-{}".format(mnn_path, os.getpid())
+            convert_onnx_to_mnn(onnx_path, partial)
+            os.replace(partial, mnn_path)
         self._mnn = mnn
         self.mnn_path = mnn_path
         self.interpreter = mnn.Interpreter(mnn_path)

@@ -1,0 +1,128 @@
+"""What `bench` and `profile` share: measurement options, run settings, the manifest, an open session."""
+
+import contextlib
+import functools
+import os
+import sys
+import uuid
+from typing import List, Optional, Tuple
+
+import click
+
+from edge_agent import __version__
+from edge_agent.bundle.schema import Manifest, ModelRef, ProtocolConfig, RunSettings
+from edge_agent.bundle.store import Bundle
+from edge_agent.commands.common import runtime_option, sysroot_option, threads_option
+from edge_agent.errors import InputError
+from edge_agent.measure.presets import PRESETS, protocol_from_options
+from edge_agent.measure.runner import Item, Session, utc_now
+from edge_agent.onnx_io import ModelInfo
+
+_OPTIONS = [
+    runtime_option,
+    threads_option,
+    click.option("--opt-level", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
+                 show_default=True, help="onnxruntime graph optimization level (part of the device definition)."),
+    click.option("--precision", type=click.Choice(["high", "normal", "low"]), default="high", show_default=True,
+                 help="MNN precision; high = fp32."),
+    click.option("--cpus", default=None, help="Pin the measuring process to these CPUs, e.g. 2,3."),
+    click.option("--input-seed", type=int, default=0, show_default=True, help="Seed of the random input tensors."),
+    click.option("--protocol", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
+                 help="Measurement protocol preset (README: Measurement protocol)."),
+    click.option("--warmup-time", type=float, default=None, help="Override: minimum warm-up seconds per item."),
+    click.option("--min-time", type=float, default=None, help="Override: minimum measured seconds per item."),
+    click.option("--windows", type=click.IntRange(1, 100), default=None, help="Override: number of windows."),
+    click.option("--cv-threshold", type=float, default=None, help="Override: robust CV above which an item is invalid."),
+    click.option("--retries", type=click.IntRange(0, 10), default=None, help="Override: retries of an invalid item."),
+    click.option("--timeout", type=float, default=None, help="Override: seconds before a hung item is killed."),
+    click.option("--cooldown-mc", type=int, default=None,
+                 help="Before a retry, wait until the hottest zone is below this (m°C)."),
+    sysroot_option,
+]
+
+
+def measurement_options(command):
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def parse_cpus(value: Optional[str]) -> Optional[Tuple[int, ...]]:
+    if not value:
+        return None
+    try:
+        cpus = tuple(sorted({int(part) for part in value.split(",") if part.strip()}))
+    except ValueError:
+        raise InputError("bad --cpus {!r}: expected a comma-separated list of CPU numbers".format(value)) from None
+    available = os.sched_getaffinity(0)
+    if not cpus or not set(cpus) <= available:
+        raise InputError("--cpus {} is not a subset of the CPUs available here: {}".format(value, sorted(available)))
+    return cpus
+
+
+def run_settings(options: dict) -> RunSettings:
+    from edge_agent.runtimes import get_runtime
+
+    runtime = options["runtime"]
+    cpus = parse_cpus(options.get("cpus"))
+    return RunSettings(
+        runtime=runtime,
+        runtime_version=get_runtime(runtime).version(),
+        threads=options["threads"],
+        affinity=list(cpus) if cpus else sorted(os.sched_getaffinity(0)),
+        ort_graph_optimization_level=options["opt_level"] if runtime == "ort" else None,
+        mnn_precision=options["precision"] if runtime == "mnn" else None,
+        input_seed=options["input_seed"],
+    )
+
+
+def protocol_config(options: dict) -> ProtocolConfig:
+    overrides = {
+        "warmup_min_time_ns": _ns(options.get("warmup_time")),
+        "min_time_ns": _ns(options.get("min_time")),
+        "windows": options.get("windows"),
+        "cv_threshold": options.get("cv_threshold"),
+        "max_retries": options.get("retries"),
+        "timeout_s": options.get("timeout"),
+        "cooldown_target_mc": options.get("cooldown_mc"),
+    }
+    return protocol_from_options(options["preset"], overrides)
+
+
+def _ns(seconds: Optional[float]) -> Optional[int]:
+    return None if seconds is None else int(seconds * 1e9)
+
+
+def make_manifest(settings: RunSettings, protocol: ProtocolConfig, sysroot: str) -> Manifest:
+    from edge_agent.device.fingerprint import collect_fingerprint
+    from edge_agent.device.sysroot import SysRoot
+
+    return Manifest(
+        agent_version=__version__, bundle_id=uuid.uuid4().hex, created_utc=utc_now(),
+        fingerprint=collect_fingerprint(SysRoot(sysroot)).model_dump(mode="json"),
+        settings=settings, protocol=protocol, command=list(sys.argv))
+
+
+@contextlib.contextmanager
+def measuring_session(out: str, options: dict):
+    from edge_agent.measure.worker import Worker
+
+    settings = run_settings(options)
+    protocol = protocol_config(options)
+    make = functools.partial(make_manifest, settings, protocol, options["sysroot"])
+    with Bundle.open(out, make) as bundle, Worker(parse_cpus(options.get("cpus"))) as worker:
+        yield Session(bundle=bundle, worker=worker, settings=settings, protocol=protocol, sysroot=options["sysroot"])
+
+
+def stored_item(bundle: Bundle, info: ModelInfo, item_id: str, kind: str, name: Optional[str] = None,
+                spec: Optional[dict] = None) -> Item:
+    relative = bundle.store_model(info.content, info.sha256)
+    ref = ModelRef(item_id=item_id, model_sha256=info.sha256, model_path=relative, name=name)
+    return Item(ref=ref, onnx_path=os.path.join(bundle.path, relative), input_shapes=info.input_shapes, kind=kind,
+                spec=spec)
+
+
+def input_shape_list(values: List[str]):
+    from edge_agent.onnx_io import parse_input_shapes
+
+    return parse_input_shapes(list(values))

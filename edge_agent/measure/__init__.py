@@ -1,0 +1,1 @@
+"""The measurement protocol: warm-up, windows, interleaving, child-process isolation, validity and retries."""

@@ -1,0 +1,101 @@
+"""One item through the protocol: child-process measurement, validity checks, bounded retries, every attempt kept."""
+
+import datetime
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from edge_agent.bundle.schema import (KIND_MODEL, STATUS_FAILED, STATUS_INVALID, STATUS_OK, MeasurementRecord, ModelRef,
+                                      ProtocolConfig, RunSettings)
+from edge_agent.bundle.store import Bundle
+from edge_agent.measure.job import Job, JobResult, ModelToRun
+from edge_agent.measure.worker import Worker
+from edge_agent.stats import summarize
+
+
+@dataclass(frozen=True)
+class Item:
+    """A model to measure; `onnx_path` points into the bundle's models/ so what was measured travels with it."""
+
+    ref: ModelRef
+    onnx_path: str
+    input_shapes: Dict[str, List[int]]
+    kind: str = KIND_MODEL
+    spec: Optional[Dict[str, Any]] = None
+
+
+@dataclass
+class Session:
+    """What stays fixed over one command's run."""
+
+    bundle: Bundle
+    worker: Worker
+    settings: RunSettings
+    protocol: ProtocolConfig
+    sysroot: str = "/"
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def validity_reasons(result: JobResult, protocol: ProtocolConfig) -> List[str]:
+    from edge_agent.device.snapshot import compare_snapshots
+
+    reasons = []
+    if result.state_before is not None and result.state_after is not None:
+        reasons.extend(compare_snapshots(result.state_before, result.state_after))
+    streams = [("", result.samples_ns)]
+    if result.reference_samples_ns is not None:
+        streams.append(("reference ", result.reference_samples_ns))
+    for label, windows in streams:
+        robust_cv = summarize(windows).robust_cv
+        if math.isnan(robust_cv) or robust_cv > protocol.cv_threshold:
+            reasons.append("{}CV {:.1%} over the {:.1%} threshold".format(label, robust_cv, protocol.cv_threshold))
+    return reasons
+
+
+def measure_item(session: Session, item: Item, reference: Optional[Item] = None) -> MeasurementRecord:
+    """Measure with retries; every attempt is appended to the bundle; returns the last attempt's record."""
+    record = None
+    for attempt in range(1, session.protocol.max_retries + 2):
+        if attempt > 1:
+            _cool_down(session)
+        record = _attempt(session, item, reference, attempt)
+        session.bundle.append(record)
+        if record.status != STATUS_INVALID:
+            break
+    return record
+
+
+def _attempt(session: Session, item: Item, reference: Optional[Item], attempt: int) -> MeasurementRecord:
+    job = Job(
+        model=ModelToRun(onnx_path=item.onnx_path, input_shapes=item.input_shapes),
+        reference=ModelToRun(onnx_path=reference.onnx_path, input_shapes=reference.input_shapes) if reference else None,
+        settings=session.settings, protocol=session.protocol, sysroot=session.sysroot,
+        mnn_cache_dir=session.bundle.converted_dir())
+    started = utc_now()
+    result = session.worker.run(job, session.protocol.timeout_s)
+    if result.error is not None:
+        status, reasons = STATUS_FAILED, [result.error]
+    else:
+        reasons = validity_reasons(result, session.protocol)
+        status = STATUS_INVALID if reasons else STATUS_OK
+    fields = result.model_dump(exclude={"error"})
+    return MeasurementRecord(
+        record_id=uuid.uuid4().hex, session_id=session.session_id, item_id=item.ref.item_id, item_kind=item.kind,
+        model=item.ref, spec=item.spec, reference=reference.ref if reference else None, settings=session.settings,
+        protocol=session.protocol, input_shapes=item.input_shapes, status=status, reasons=reasons, attempt=attempt,
+        started_utc=started, finished_utc=utc_now(), error=result.error, **fields)
+
+
+def _cool_down(session: Session) -> None:
+    if session.protocol.cooldown_target_mc is None:
+        return
+    from edge_agent.device.snapshot import wait_for_cooldown
+    from edge_agent.device.sysroot import SysRoot
+
+    wait_for_cooldown(SysRoot(session.sysroot), session.protocol.cooldown_target_mc,
+                      session.protocol.cooldown_timeout_s)

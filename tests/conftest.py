@@ -1,0 +1,47 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_conv_model(channels: int = 8, size: int = 16, dynamic: bool = False) -> onnx.ModelProto:
+    """Conv -> Relu -> GlobalAveragePool, small enough to time in milliseconds."""
+    rng = np.random.RandomState(channels)
+    weight = numpy_helper.from_array(rng.standard_normal((channels, 3, 3, 3)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "b")
+    dims = ["N", 3, size, size] if dynamic else [1, 3, size, size]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [dims[0], channels, 1, 1])], [weight, bias])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.fixture
+def tiny_models(tmp_path):
+    """Paths of three tiny ONNX models of different sizes."""
+    paths = []
+    for channels in (4, 8, 16):
+        path = tmp_path / "conv{}.onnx".format(channels)
+        onnx.save(tiny_conv_model(channels), str(path))
+        paths.append(str(path))
+    return paths
+
+
+def run_cli(*args, env=None, timeout=300):
+    """Run a console entry point as a user would, in a fresh interpreter."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m"] + list(args), capture_output=True, text=True, env=full_env,
+                          timeout=timeout, cwd=REPO)
