@@ -8,7 +8,7 @@ import time
 from typing import List, Tuple
 
 from edge_agent.bundle.files import disk_error, fsync_dir
-from edge_agent.bundle.store import LOCK, acquire_lock, read_manifest
+from edge_agent.bundle.store import CACHE_DIR, LOCK, acquire_lock, read_manifest
 from edge_agent.errors import BundleError
 
 CHECKSUMS = "SHA256SUMS"
@@ -18,7 +18,7 @@ def bundle_files(bundle_dir: str) -> List[str]:
     """Relative paths of every regular file worth carrying; lock and temp files stay behind."""
     found = []
     for parent, dirs, files in os.walk(bundle_dir):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not (parent == bundle_dir and d == CACHE_DIR))
         for name in sorted(files):
             if name == LOCK or ".tmp-" in name or name == CHECKSUMS:
                 continue

@@ -16,7 +16,7 @@ from edge_agent.errors import BundleError
 MANIFEST = "manifest.json"
 MEASUREMENTS = "measurements.jsonl"
 MODELS_DIR = "models"
-CONVERTED_DIR = "converted"  # runtime-specific forms of the models (MNN's .mnn), kept as evidence of what ran
+X
 LOCK = ".lock"
 
 
@@ -155,8 +155,8 @@ class Bundle:
             atomic_write(target, content)
         return relative
 
-    def converted_dir(self) -> str:
-        path = os.path.join(self.path, CONVERTED_DIR)
+    def cache_dir(self, name: str) -> str:
+        path = os.path.join(self.path, CACHE_DIR, name)
         os.makedirs(path, exist_ok=True)
         return path
 

@@ -75,7 +75,7 @@ def _attempt(session: Session, item: Item, reference: Optional[Item], attempt: i
         model=ModelToRun(onnx_path=item.onnx_path, input_shapes=item.input_shapes),
         reference=ModelToRun(onnx_path=reference.onnx_path, input_shapes=reference.input_shapes) if reference else None,
         settings=session.settings, protocol=session.protocol, sysroot=session.sysroot,
-        mnn_cache_dir=session.bundle.converted_dir())
+        mnn_cache_dir=session.bundle.cache_dir("mnn"))
     started = utc_now()
     result = session.worker.run(job, session.protocol.timeout_s)
     if result.error is not None:

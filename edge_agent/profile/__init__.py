@@ -1,0 +1,1 @@
+"""`edge-agent profile`: many models, one session, the reference interleaved with each, resumable."""
