@@ -144,7 +144,8 @@ def _node_info(node: onnx.NodeProto, index: int, shapes: Dict[str, Shape], const
     return NodeInfo(
         name=node.name or "{}_{}".format(node.op_type, index), op_type=node.op_type, domain=node.domain or "",
         inputs=tuple(node.input), outputs=tuple(node.output), kernel_hw=kernel_hw, stride=stride, groups=groups,
-        cin=cin, cout=cout, in_hw=_hw(in_shapes[0] if in_shapes else ()), out_hw=_hw(out_shapes[0] if out_shapes else ()),
+        cin=cin, cout=cout, in_hw=_hw(in_shapes[0] if in_shapes else ()),
+        out_hw=_hw(out_shapes[0] if out_shapes else ()),
         in_shapes=in_shapes, out_shapes=out_shapes, flops=_flops(node.op_type, attrs, in_shapes, out_shapes),
         params=params, bytes_moved=4 * (activations + sum(_numel(s) for s in out_shapes) + params))
 
