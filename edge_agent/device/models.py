@@ -22,3 +22,5 @@ class DeviceSnapshot(BaseModel):
     throttled_bits: Optional[int] = None
     load_avg_1m: Optional[float] = None
     swap_used_bytes: Optional[int] = None
+    # The temperature at which this board starts to slow down (None when unknown); compare_snapshots needs it.
+    throttle_temp_mc: Optional[int] = None
