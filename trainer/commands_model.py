@@ -1,0 +1,138 @@
+"""Model commands: fit, predict, evaluate."""
+
+import csv
+import json
+from pathlib import Path
+
+import click
+
+from trainer.commands_data import dataset_option, json_option
+
+predictor_option = click.option("--predictor", "predictor_dir", required=True,
+                                type=click.Path(exists=True, file_okay=False, path_type=Path),
+                                help="Predictor directory written by `trainer fit`.")
+
+
+def _kind_choices():
+    from trainer.predictors import kinds
+
+    return kinds()
+
+
+@click.command()
+@dataset_option
+@click.option("--device", "devices", required=True, multiple=True, help="Device to train on (repeatable).")
+@click.option("--kind", default="gcn", show_default=True, help="Predictor kind: " + ", ".join(_kind_choices()) + ".")
+@click.option("--train-size", type=click.IntRange(2), default=None, help="Items to train on (default 80 %).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--layers", type=click.IntRange(1), default=None, help="GCN/MLP layers (gcn default 4).")
+@click.option("--hidden", type=click.IntRange(1), default=None, help="GCN/MLP hidden size (gcn default 600).")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Maximum epochs.")
+@click.option("--patience", type=click.IntRange(1), default=None, help="Early-stopping patience (epochs).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Predictor directory to write.")
+def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, patience, out_dir):
+    """Fit a predictor of latency / reference latency on one or more devices."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from trainer.dataset import Dataset
+    from trainer.fitting import fit as run_fit
+
+    hyper = {k: v for k, v in (("layers", layers), ("hidden", hidden), ("epochs", epochs), ("patience", patience))
+             if v is not None}
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        encode_task = bar.add_task("encoding graphs", total=None)
+        epoch_task = bar.add_task("training", total=None, visible=False)
+
+        def on_epoch(epoch, total, error):
+            bar.update(epoch_task, completed=epoch, total=total, visible=True,
+                       description="training (val error {:.2%})".format(error))
+
+        result = run_fit(Dataset(dataset_dir), list(devices), kind, train_size, seed, hyper, out_dir, on_epoch,
+                         lambda: bar.advance(encode_task))
+    history = result.history
+    best = min(history.val_errors) if history.val_errors else float("nan")
+    click.echo("{}: trained {} on {} item(s) (+{} validation) of {}; {} epoch(s), best {} with validation error "
+               "{:.2%}; {} item(s) left unseen -> {}".format(
+                   kind, kind, len(result.train_items), len(result.val_items), ", ".join(devices), history.epochs,
+                   history.best_epoch, best, result.unused_items, out_dir))
+
+
+@click.command()
+@predictor_option
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--space", default=None, help="Space of the --arch strings.")
+@click.option("--arch", "archs", multiple=True, help="Architecture string of --space (repeatable).")
+@click.option("--spec", "spec_files", multiple=True, type=click.Path(path_type=Path),
+              help="JSON file with a subnet spec or a list of specs (repeatable).")
+@click.option("--reference-ms", type=float, default=None, help="The target device's reference-model latency (ms).")
+@json_option
+def predict(predictor_dir, files, space, archs, spec_files, reference_ms, as_json):
+    """Predict the latency of ONNX files, space architectures or specs."""
+    from trainer.encoding_cache import EncodingCache
+    from trainer.predicting import encode_inputs, predict as run_predict, resolve_reference_ms
+    from trainer.predictors.store import load_predictor
+
+    predictor, config = load_predictor(predictor_dir)
+    reference = resolve_reference_ms(predictor, config, reference_ms)
+    encoded = encode_inputs(EncodingCache(None, predictor.vocabulary), files, space, archs, spec_files)
+    values = run_predict(predictor, [e for _, e in encoded], reference)
+    if as_json:
+        click.echo(json.dumps([{"input": label, "predicted_ms": ms} for (label, _), ms in zip(encoded, values)]))
+        return
+    for (label, _), ms in zip(encoded, values):
+        click.echo("{:.4f} ms  {}".format(ms, label))
+
+
+@click.command()
+@predictor_option
+@dataset_option
+@click.option("--device", required=True, help="Device whose measurements are scored.")
+@click.option("--shots", type=click.IntRange(0), default=0, show_default=True,
+              help="Measured samples of the device used to adapt the predictor (not scored).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--predictions-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV of id,measured_ms,predicted_ms per scored item.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG with a predicted-vs-measured scatter and an error CDF.")
+@json_option
+def evaluate(predictor_dir, dataset_dir, device, shots, seed, predictions_out, plot_out, as_json):
+    """Score a predictor on a device's measurements it did not train on."""
+    from trainer.dataset import Dataset
+    from trainer.evaluation import evaluate as run_evaluate
+    from trainer.predictors.store import load_predictor
+
+    predictor, config = load_predictor(predictor_dir)
+    result = run_evaluate(predictor, config, Dataset(dataset_dir), device, shots, seed)
+    if predictions_out:
+        with open(predictions_out, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "measured_ms", "predicted_ms"])
+            writer.writerows(zip(result.ids, result.measured_ms.tolist(), result.predicted_ms.tolist()))
+    if plot_out:
+        from trainer.plots import plot_evaluation
+
+        plot_evaluation(result.measured_ms, result.predicted_ms, "{} ({} shots)".format(device, shots), plot_out)
+    if as_json:
+        click.echo(json.dumps({"device": device, "mode": result.mode, "shots": shots,
+                               "reference_ms": result.reference_ms, "metrics": result.metrics}))
+        return
+    _print_metrics(result)
+
+
+def _print_metrics(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    m = result.metrics
+    table = Table("metric", "value", title="{}: {}, {} shot(s), reference {:.4g} ms".format(
+        result.device, result.mode, result.shots, result.reference_ms))
+    rows = (("items scored", "{}".format(m["n"])), ("within ±10 %", "{:.1%}".format(m["within_10"])),
+            ("within ±5 %", "{:.1%}".format(m["within_5"])), ("mean accuracy", "{:.2%}".format(m["mean_accuracy"])),
+            ("mean gap (ms)", "{:.4g}".format(m["mean_gap_ms"])), ("RMSE (ms)", "{:.4g}".format(m["rmse_ms"])),
+            ("MAPE (%)", "{:.2f}".format(m["mape_pct"])), ("Spearman ρ", "{:.4f}".format(m["spearman"])),
+            ("Kendall τ", "{:.4f}".format(m["kendall"])))
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)

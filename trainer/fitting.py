@@ -1,0 +1,68 @@
+"""`trainer fit`: a seeded random split by item (never an ordered one), early stopping on a validation split, and a
+predictor directory written at the end."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edge_agent.errors import InputError
+from trainer.dataset import Dataset
+from trainer.encoding_cache import EncodingCache
+from trainer.examples import Example, encode_examples, load_examples, ratios
+from trainer.predictors import predictor_class
+from trainer.predictors.base import FitHistory, Predictor, ProgressFn
+from trainer.predictors.store import save_predictor
+
+VAL_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class FitResult:
+    predictor: Predictor
+    history: FitHistory
+    train_items: List[str]
+    val_items: List[str]
+    unused_items: int
+
+
+def split_items(item_ids: Sequence[str], train_size: Optional[int], seed: int) -> Tuple[List[str], List[str]]:
+    """(fit, validation) item ids drawn at random for the seed; train_size counts both (default: 80 % of items)."""
+    items = sorted(set(item_ids))
+    order = [items[i] for i in np.random.default_rng(seed).permutation(len(items))]
+    size = int(round(0.8 * len(items))) if train_size is None else train_size
+    if size < 2 or size > len(items):
+        raise InputError("--train-size {} is out of range: the devices have {} distinct items".format(size, len(items)))
+    chosen = order[:size]
+    val = max(1, int(round(VAL_FRACTION * size))) if size >= 10 else 0
+    return chosen[val:], chosen[:val]
+
+
+def fit(dataset: Dataset, devices: Sequence[str], kind: str, train_size: Optional[int], seed: int,
+        hyper: Optional[Dict[str, object]], out_dir: Optional[Path], progress: Optional[ProgressFn] = None,
+        encode_progress: Optional[Callable[[], None]] = None) -> FitResult:
+    examples = load_examples(dataset, devices)
+    if not examples:
+        raise InputError("no valid measurements for device(s) {}".format(", ".join(devices)))
+    train_ids, val_ids = split_items([e.item_id for e in examples], train_size, seed)
+    predictor = predictor_class(kind)(hyper)
+    cache = EncodingCache(dataset.encodings_dir, predictor.vocabulary)
+    train = [e for e in examples if e.item_id in set(train_ids)]
+    val = [e for e in examples if e.item_id in set(val_ids)]
+    train_x = encode_examples(train, dataset, cache, encode_progress)
+    val_x = encode_examples(val, dataset, cache, encode_progress)
+    history = predictor.fit(train_x, ratios(train), val_x, ratios(val), seed, progress)
+    if out_dir is not None:
+        save_predictor(predictor, out_dir, _training_record(examples, devices, train_ids, val_ids, seed, history))
+    used = set(train_ids) | set(val_ids)
+    return FitResult(predictor, history, train_ids, val_ids, len({e.item_id for e in examples} - used))
+
+
+def _training_record(examples: Sequence[Example], devices: Sequence[str], train_ids: List[str], val_ids: List[str],
+                     seed: int, history: FitHistory) -> Dict[str, object]:
+    reference = {device: next(e.reference_ms for e in examples if e.device == device) for device in devices}
+    return {"devices": list(devices), "reference_ms": reference, "item_ids": sorted(train_ids + val_ids),
+            "validation_item_ids": sorted(val_ids), "seed": seed, "train_size": len(train_ids) + len(val_ids),
+            "epochs": history.epochs, "best_epoch": history.best_epoch,
+            "best_val_error": min(history.val_errors) if history.val_errors else None}

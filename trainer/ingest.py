@@ -1,0 +1,123 @@
+"""`trainer ingest`: verified bundles (directories or `edge-agent pack` archives) -> dataset rows."""
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from edge_agent.bundle.schema import KIND_REFERENCE, Manifest, MeasurementRecord, RunSettings
+from edge_agent.errors import BundleError, InputError
+from trainer.archive import SUMS_NAME, compute_sums, content_hash, safe_extract, sha256_file, verify_sums
+from trainer.dataset import Dataset, Source
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    bundle: str
+    devices: List[str]
+    added: int
+    records: int
+    invalid: int
+    torn_lines: int
+    already_ingested: bool
+
+
+def device_name(fingerprint: Dict[str, object], settings: RunSettings) -> str:
+    """Device = hardware + runtime + threads + optimization level: each changes which kernels run and how fast."""
+    key = fingerprint.get("device_key")
+    if not key:
+        raise InputError("the bundle's fingerprint has no device_key; name the device with --device")
+    level = settings.ort_graph_optimization_level or settings.mnn_precision or "default"
+    return "{}-{}-{}t-{}".format(key, settings.runtime, settings.threads, level)
+
+
+def ingest(path: Path, dataset: Dataset, device: Optional[str] = None) -> IngestReport:
+    path = Path(path)
+    if path.is_dir():
+        return _ingest_dir(path, path.name, dataset, device)
+    if not path.is_file():
+        raise InputError("{}: no such bundle directory or archive".format(path))
+    if not path.name.endswith((".tar.gz", ".tgz")):
+        raise InputError("{}: expected a bundle directory or a .tar.gz from `edge-agent pack`".format(path))
+    # Extract inside the dataset directory so nothing ever lands outside it, even on a crash.
+    incoming = dataset.root / ".incoming"
+    incoming.mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=str(incoming)))
+    try:
+        bundle_dir = safe_extract(path, scratch)
+        if not (bundle_dir / SUMS_NAME).is_file():
+            raise BundleError("{}: the archive has no {}; re-pack it with `edge-agent pack`".format(path, SUMS_NAME))
+        return _ingest_dir(bundle_dir, path.name, dataset, device)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _ingest_dir(bundle_dir: Path, label: str, dataset: Dataset, device: Optional[str]) -> IngestReport:
+    from edge_agent.bundle.store import read_manifest, read_records
+
+    if (bundle_dir / SUMS_NAME).is_file():
+        digest = verify_sums(bundle_dir)
+    else:
+        digest = content_hash(compute_sums(bundle_dir))
+    manifest = read_manifest(str(bundle_dir))
+    if dataset.has_source(digest):
+        return IngestReport(label, [], 0, 0, 0, 0, True)
+    read = read_records(str(bundle_dir))
+    _verify_models(bundle_dir)
+    rows = _rows(read.records, manifest, device)
+    for record in read.records:
+        model_file = bundle_dir / "models" / "{}.onnx".format(record.model.model_sha256)
+        if model_file.is_file():
+            dataset.store_model(record.model.model_sha256, model_file)
+    devices = sorted({row["device"] for row in rows})
+    added = dataset.append(rows, Source(digest, "bundle", label, ",".join(devices), len(rows)))
+    invalid = sum(1 for row in rows if not row["valid"])
+    return IngestReport(label, devices, added, len(rows), invalid, read.torn_lines, False)
+
+
+def _verify_models(bundle_dir: Path) -> None:
+    """Models are stored under their sha256: a renamed or altered file is caught even without SHA256SUMS."""
+    models = bundle_dir / "models"
+    for model_file in sorted(models.glob("*.onnx")) if models.is_dir() else []:
+        if sha256_file(model_file) != model_file.stem:
+            raise BundleError("{}: content does not match its sha256 name (tampered or corrupt)".format(model_file))
+
+
+def _rows(records: List[MeasurementRecord], manifest: Manifest, device: Optional[str]) -> List[Dict[str, object]]:
+    # Which standalone reference measurement each session's items belong to: the session's first valid one.
+    session_reference: Dict[str, str] = {}
+    for record in records:
+        if record.item_kind == KIND_REFERENCE and record.valid:
+            session_reference.setdefault(record.session_id, record.record_id)
+    return [_row(record, manifest, device or device_name(manifest.fingerprint, record.settings),
+                 session_reference.get(record.session_id)) for record in records]
+
+
+def _row(record: MeasurementRecord, manifest: Manifest, device: str,
+         reference_record: Optional[str]) -> Dict[str, object]:
+    from edge_agent.stats import interleaved_ratio, summarize
+
+    settings = record.settings
+    latency = reference_latency = ratio = cv = None
+    if record.samples_ns and any(record.samples_ns):
+        summary = summarize(record.samples_ns)
+        latency, cv = summary.median_ms, summary.cv
+    if record.item_kind == KIND_REFERENCE:
+        reference_latency, ratio = latency, (1.0 if latency else None)
+    elif record.reference_samples_ns and any(record.reference_samples_ns) and latency:
+        reference_latency = summarize(record.reference_samples_ns).median_ms
+        ratio = interleaved_ratio(record.samples_ns, record.reference_samples_ns)
+    reference_item = record.item_id if record.item_kind == KIND_REFERENCE else (
+        record.reference.item_id if record.reference else None)
+    return {
+        "row_id": record.record_id, "device": device, "source": manifest.bundle_id, "record_id": record.record_id,
+        "item_id": record.item_id, "item_kind": record.item_kind, "model_sha256": record.model.model_sha256,
+        "spec_json": json.dumps(record.spec, sort_keys=True) if record.spec is not None else None,
+        "runtime": settings.runtime, "runtime_version": settings.runtime_version, "threads": settings.threads,
+        "opt_level": settings.ort_graph_optimization_level or settings.mnn_precision,
+        "status": record.status, "valid": bool(record.valid and latency),
+        "reference_item_id": reference_item, "reference_record_id": reference_record,
+        "latency_ms": latency, "reference_latency_ms": reference_latency, "ratio": ratio, "cv": cv,
+    }

@@ -1,0 +1,40 @@
+"""Predictor kinds, in a registry: a new kind is one module that calls `register`.
+
+Built in: gcn (BRP-NAS-style graph network), mlp (static + aggregated features), flops (FLOPs-linear baseline).
+"""
+
+import importlib
+from typing import Dict, List, Type
+
+from edge_agent.errors import InputError
+
+# kind -> module that registers it; imported on first use so `trainer --help` never loads torch.
+BUILTIN_KINDS: Dict[str, str] = {
+    "gcn": "trainer.predictors.gcn",
+    "mlp": "trainer.predictors.mlp",
+    "flops": "trainer.predictors.flops",
+}
+_REGISTRY: Dict[str, Type] = {}
+
+
+def register(kind: str, module: str = ""):
+    """Class decorator; `module` lets a kind defined outside trainer/ be found by name before it is imported."""
+    def decorate(cls):
+        cls.kind = kind
+        _REGISTRY[kind] = cls
+        return cls
+    if module:
+        BUILTIN_KINDS.setdefault(kind, module)
+    return decorate
+
+
+def kinds() -> List[str]:
+    return sorted(set(BUILTIN_KINDS) | set(_REGISTRY))
+
+
+def predictor_class(kind: str):
+    if kind not in _REGISTRY and kind in BUILTIN_KINDS:
+        importlib.import_module(BUILTIN_KINDS[kind])
+    if kind not in _REGISTRY:
+        raise InputError("unknown predictor kind {!r} (known: {})".format(kind, ", ".join(kinds())))
+    return _REGISTRY[kind]

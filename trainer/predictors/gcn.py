@@ -1,0 +1,93 @@
+"""BRP-NAS-style graph convolutional predictor (Dudziak et al., NeurIPS 2020): GCN layers over the ONNX graph with a
+global node joined to every node; the global node's embedding (with the static features) is read out."""
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from trainer.encoding import STATIC_FEATURES, GraphEncoding, feature_count
+from trainer.predictors import register
+from trainer.predictors.base import FitHistory, Predictor, ProgressFn
+from trainer.predictors.torch_fit import numpy_to_state, state_to_numpy, train_module
+
+
+def collate(encodings: Sequence[GraphEncoding]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Many graphs as one disconnected graph: (x, edge_index, global-node index per graph, static)."""
+    sizes = np.fromiter((e.x.shape[0] for e in encodings), dtype=np.int64, count=len(encodings))
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    x = np.concatenate([e.x for e in encodings])
+    edges = np.concatenate([e.edge_index + off for e, off in zip(encodings, offsets)], axis=1)
+    static = np.stack([e.static for e in encodings])
+    return x, edges, offsets + sizes - 1, static
+
+
+def _net(in_dim: int, static_dim: int, layers: int, hidden: int, dropout: float):
+    import torch
+    from torch_geometric.nn import GCNConv
+
+    class GCNNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name, size in (("x_mean", in_dim), ("x_std", in_dim), ("s_mean", static_dim), ("s_std", static_dim)):
+                self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
+            self.convs = torch.nn.ModuleList(GCNConv(in_dim if i == 0 else hidden, hidden) for i in range(layers))
+            self.head = torch.nn.Sequential(torch.nn.Linear(hidden + static_dim, hidden), torch.nn.ReLU(),
+                                            torch.nn.Linear(hidden, 1))
+
+        def forward(self, x, edge_index, glob, static):
+            h = (x - self.x_mean) / self.x_std
+            for conv in self.convs:
+                h = torch.nn.functional.dropout(torch.relu(conv(h, edge_index)), dropout, self.training)
+            s = (static - self.s_mean) / self.s_std
+            return self.head(torch.cat([h[glob], s], dim=1)).squeeze(1)
+
+    return GCNNet()
+
+
+@register("gcn")
+class GCNPredictor(Predictor):
+    defaults = {"layers": 4, "hidden": 600, "dropout": 0.05, "lr": 5e-4, "weight_decay": 5e-4, "epochs": 250,
+                "patience": 25, "batch_size": 64, "predict_batch_size": 512}
+
+    def build(self) -> None:
+        self.net = _net(feature_count(self.vocabulary), len(STATIC_FEATURES), int(self.hyper["layers"]),
+                        int(self.hyper["hidden"]), float(self.hyper["dropout"]))
+        self.net.eval()
+
+    def _forward(self, encodings: Sequence[GraphEncoding]):
+        import torch
+
+        x, edges, glob, static = collate(encodings)
+        return self.net(torch.from_numpy(x), torch.from_numpy(edges), torch.from_numpy(glob), torch.from_numpy(static))
+
+    def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
+        import torch
+
+        x, _, _, static = collate(train)
+        with torch.no_grad():
+            for name, data in (("x", x), ("s", static)):
+                getattr(self.net, name + "_mean").copy_(torch.from_numpy(data.mean(0)))
+                getattr(self.net, name + "_std").copy_(torch.from_numpy(np.maximum(data.std(0), 1e-3)))
+            self.net.head[-1].bias.fill_(float(np.mean(np.log(train_y))))
+        check = val if len(val) else train
+        return train_module(self.net, lambda index: self._forward([train[i] for i in index]), len(train), train_y,
+                            lambda: self._predict_log(check), val_y if len(val) else train_y, self.hyper, seed,
+                            progress)
+
+    def _predict_log(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        import torch
+
+        size = int(self.hyper["predict_batch_size"])
+        with torch.no_grad():
+            parts = [self._forward(encodings[i:i + size]).numpy() for i in range(0, len(encodings), size)]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        self.net.eval()
+        return np.exp(self._predict_log(list(encodings)).astype(np.float64))
+
+    def tensors(self) -> Dict[str, np.ndarray]:
+        return state_to_numpy(self.net)
+
+    def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
+        numpy_to_state(self.net, tensors)
