@@ -28,6 +28,7 @@ def spaces(as_json: bool):
 
     table = Table("space", "version", "reference model", "subnets", "description")
     for row in rows:
-        table.add_row(row["name"], str(row["version"]), "{} ({})".format(row["reference"], row["reference_id"]),
-                      "{:,}".format(row["num_choices"]), row["description"])
+        count = row["num_choices"]
+        table.add_row(row["name"], str(row["version"]), row["reference"],
+                      "{:,}".format(count) if count < 10 ** 7 else "{:.1e}".format(count), row["description"])
     Console().print(table)
