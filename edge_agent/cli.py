@@ -65,8 +65,9 @@ def main(argv=None):
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        # Usage errors too: one line, no usage block, so scripts and logs see a single clear reason.
+        click.echo("error: {}".format(exc.format_message()), err=True)
+        sys.exit(EXIT_ERROR)
     except OSError as exc:
         click.echo("error: {}".format(exc), err=True)
         sys.exit(EXIT_ERROR)

@@ -1,34 +1,42 @@
 """Rich tables of measurement records; every figure is derived from the raw samples at print time."""
 
-from typing import Iterable
+from typing import List, Tuple
 
 from edge_agent.bundle.schema import STATUS_OK, MeasurementRecord
 from edge_agent.stats import interleaved_ratio, summarize
 
 
-def records_table(records: Iterable[MeasurementRecord], title: str = "Measurements"):
+def record_rows(record: MeasurementRecord) -> List[Tuple[str, str]]:
+    rows = [("model", record.model.name or record.item_id[:12]),
+            ("runtime", "{} {} ({} thread{})".format(record.settings.runtime, record.settings.runtime_version,
+                                                     record.settings.threads,
+                                                     "" if record.settings.threads == 1 else "s"))]
+    if any(record.samples_ns):
+        summary = summarize(record.samples_ns)
+        rows += [("median ms", "{:.4f}".format(summary.median_ns / 1e6)),
+                 ("p90 ms", "{:.4f}".format(summary.p90_ns / 1e6)),
+                 ("IQR ms", "{:.4f}".format(summary.iqr_ns / 1e6)),
+                 ("CV (robust)", "{:.2%}".format(summary.robust_cv)),
+                 ("runs", "{} in {} windows".format(summary.runs, len(record.samples_ns))),
+                 ("load ms / first run ms", "{:.2f} / {:.3f}".format((record.load_ns or 0) / 1e6,
+                                                                     (record.first_inference_ns or 0) / 1e6))]
+    if record.reference_samples_ns and any(record.reference_samples_ns):
+        rows += [("reference", record.reference.name if record.reference else "?"),
+                 ("reference median ms", "{:.4f}".format(summarize(record.reference_samples_ns).median_ns / 1e6)),
+                 ("ratio to ref", "{:.4f}".format(interleaved_ratio(record.samples_ns, record.reference_samples_ns)))]
+    rows += [("valid", "[green]yes" if record.status == STATUS_OK else "[red]no ({})".format(record.status)),
+             ("attempt", str(record.attempt))]
+    if record.reasons:
+        rows.append(("reasons", "; ".join(record.reasons)))
+    return rows
+
+
+def record_table(record: MeasurementRecord, title: str):
     from rich.table import Table
 
-    table = Table(title=title)
-    for column in ("item", "runtime", "thr", "median ms", "p90 ms", "IQR ms", "CV", "runs", "ratio to ref", "valid",
-                   "reasons"):
-        table.add_column(column, justify="right" if column not in ("item", "runtime", "reasons", "valid") else "left")
-    for record in records:
-        table.add_row(*record_row(record))
+    table = Table(title=title, show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in record_rows(record):
+        table.add_row(name, value)
     return table
-
-
-def record_row(record: MeasurementRecord) -> list:
-    name = record.model.name or record.item_id[:12]
-    settings = "{} {}".format(record.settings.runtime, record.settings.runtime_version)
-    valid = "[green]yes" if record.status == STATUS_OK else "[red]{}".format(record.status)
-    reasons = "; ".join(record.reasons)
-    if not record.samples_ns or not any(record.samples_ns):
-        return [name, settings, str(record.settings.threads), "-", "-", "-", "-", "0", "-", valid, reasons]
-    summary = summarize(record.samples_ns)
-    ratio = "-"
-    if record.reference_samples_ns:
-        ratio = "{:.4f}".format(interleaved_ratio(record.samples_ns, record.reference_samples_ns))
-    return [name, settings, str(record.settings.threads), "{:.3f}".format(summary.median_ns / 1e6),
-            "{:.3f}".format(summary.p90_ns / 1e6), "{:.3f}".format(summary.iqr_ns / 1e6),
-            "{:.2%}".format(summary.robust_cv), str(summary.runs), ratio, valid, reasons]

@@ -32,9 +32,9 @@ def tiny_conv_model(channels: int = 8, size: int = 16, dynamic: bool = False) ->
 def tiny_models(tmp_path):
     """Paths of three tiny ONNX models of different sizes."""
     paths = []
-    for channels in (4, 8, 16):
+    for channels in (4, 16, 64):
         path = tmp_path / "conv{}.onnx".format(channels)
-        onnx.save(tiny_conv_model(channels), str(path))
+        onnx.save(tiny_conv_model(channels, size=32), str(path))
         paths.append(str(path))
     return paths
 

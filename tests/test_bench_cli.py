@@ -28,7 +28,7 @@ def test_bench_with_reference_appends_interleaved_record(tmp_path, tiny_models, 
     assert [len(w) for w in record.samples_ns] == [len(w) for w in record.reference_samples_ns]
     assert all(isinstance(s, int) and s > 0 for w in record.samples_ns for s in w)
     assert record.load_ns > 0 and record.first_inference_ns > 0
-    assert interleaved_ratio(record.samples_ns, record.reference_samples_ns) > 1  # 16 channels vs 4
+    assert interleaved_ratio(record.samples_ns, record.reference_samples_ns) > 2  # 64 channels vs 4
     assert os.path.exists(os.path.join(out, record.model.model_path))
     manifest = read_manifest(out)
     assert manifest.settings.runtime == runtime and manifest.fingerprint["device_key"]
@@ -68,37 +68,24 @@ def test_dynamic_shapes_need_input_shape(tmp_path):
 
 def test_op_mnn_lacks_is_named_and_recorded(tmp_path):
     model = tiny_conv_model()
-    model.graph.node.append(onnx.helper.make_node("Det", ["y"], ["d"]))  # determinant: ONNX has it, MNN does not
-    model.graph.output[0].CopyFrom(onnx.helper.make_tensor_value_info("d", onnx.TensorProto.FLOAT, [1, 8]))
-    model.graph.node[-1].input[0] = "y2"
-    model.graph.node.insert(3, onnx.helper.make_node("Reshape", ["y", "shape"], ["y2"]))
-    model.graph.initializer.append(onnx.numpy_helper.from_array(__import__("numpy").array([1, 2, 2, 2]), "shape"))
-    path = str(tmp_path / "det.onnx")
+    model.graph.node.append(onnx.helper.make_node("Hardmax", ["y"], ["h"], axis=1))  # onnxruntime has it, MNN not
+    model.graph.output[0].name = "h"
+    path = str(tmp_path / "hardmax.onnx")
     onnx.save(model, path)
     out = str(tmp_path / "b")
     line = _one_line_error(run_cli("edge_agent", "bench", path, "--runtime", "mnn", "--out", out, *FAST))
+    assert "op not supported by MNN: ONNX::Hardmax" in line
     records = read_records(out).records
-    assert len(records) == 1 and records[0].status == "failed"
-    assert "Det" in line or "Det" in records[0].error
-
-
-def test_unwritable_output_is_a_clear_error(tmp_path, tiny_models):
-    locked = tmp_path / "ro"
-    locked.mkdir()
-    os.chmod(str(locked), 0o500)
-    try:
-        if os.access(str(locked), os.W_OK):
-            pytest.skip("running as a user that can write anywhere (root)")
-        line = _one_line_error(run_cli("edge_agent", "bench", tiny_models[0], "--out", str(locked / "b")))
-        assert "ro" in line
-    finally:
-        os.chmod(str(locked), 0o700)
+    assert len(records) == 1 and records[0].status == "failed" and "Hardmax" in records[0].error
+    # The same model runs in onnxruntime, into the same bundle, and the failed record stays.
+    assert run_cli("edge_agent", "bench", path, "--runtime", "ort", "--out", out, *FAST).returncode == 0
+    assert [r.status for r in read_records(out).records] == ["failed", "ok"]
 
 
 def test_output_path_that_is_a_file_is_refused_and_kept(tmp_path, tiny_models):
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me")
-    assert "not a bundle" in _one_line_error(run_cli("edge_agent", "bench", tiny_models[0], "--out", str(precious)))
+    assert "is a file" in _one_line_error(run_cli("edge_agent", "bench", tiny_models[0], "--out", str(precious)))
     assert precious.read_text() == "keep me"
 
 

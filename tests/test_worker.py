@@ -11,11 +11,11 @@ from edge_agent.measure.worker import Worker
 
 SETTINGS = RunSettings(runtime="ort", runtime_version="test", threads=1, ort_graph_optimization_level="all")
 QUICK = ProtocolConfig(warmup_min_runs=2, warmup_min_time_ns=10_000_000, min_runs=6, min_time_ns=60_000_000)
-ENDLESS = QUICK.model_copy(update={"min_time_ns": 60_000_000_000})
+ENDLESS = QUICK.model_copy(update={"min_time_ns": 60_000_000_000, "max_runs": 10 ** 12})
 
 
 def job(path, protocol=QUICK):
-    return Job(model=ModelToRun(onnx_path=path, input_shapes={"x": [1, 3, 16, 16]}), settings=SETTINGS,
+    return Job(model=ModelToRun(onnx_path=path, input_shapes={"x": [1, 3, 32, 32]}), settings=SETTINGS,
                protocol=protocol)
 
 

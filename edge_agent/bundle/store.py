@@ -16,7 +16,8 @@ from edge_agent.errors import BundleError
 MANIFEST = "manifest.json"
 MEASUREMENTS = "measurements.jsonl"
 MODELS_DIR = "models"
-X
+# Regenerable files (space models built from specs, MNN conversions): kept beside the bundle, never packed.
+CACHE_DIR = ".cache"
 LOCK = ".lock"
 
 

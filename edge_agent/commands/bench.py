@@ -33,10 +33,10 @@ def bench(model_path, reference_path, out, input_shapes, **options):
             reference_item = stored_item(session.bundle, reference, reference.sha256, KIND_REFERENCE,
                                          name=os.path.basename(reference_path))
         from edge_agent.measure.runner import measure_item
-        from edge_agent.report import records_table
+        from edge_agent.report import record_table
 
         record = measure_item(session, item, reference_item)
-    Console(stderr=False).print(records_table([record], title="edge-agent bench → {}".format(out)))
+    Console().print(record_table(record, title="edge-agent bench → {}".format(out)))
     if record.status == STATUS_FAILED:
         raise AgentError(record.error or "measurement failed")
     return 0 if record.status == STATUS_OK else EXIT_INVALID
