@@ -3,8 +3,8 @@
 By default a graph looks like a trained network exported for deployment: BatchNormalization is folded into the
 preceding convolution's weights and bias. `fold_bn=False` keeps Conv → BatchNormalization as separate nodes, drawn
 from the same random numbers, so both variants compute the same function (fusion detection compares them).
-Weights: He-uniform convolutions and FC, BN statistics near identity; every draw comes from one numpy RandomState(seed) in
-build order, so a seed gives byte-identical models on every machine.
+Weights: He-uniform convolutions and FC, BN statistics near identity; every draw comes from one numpy
+RandomState(seed) in build order, so a seed gives byte-identical models on every machine.
 Graphs use opset 17 and IR version 8, which onnxruntime 1.16 (the oldest on boards) still loads.
 """
 

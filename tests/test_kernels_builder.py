@@ -72,10 +72,10 @@ def test_bad_kernel_configs_raise_one_line_errors(kernel_type, config, message):
 
 def test_folded_weights_equal_unfolded_conv_bn():
     """Folding is exact algebra: the folded conv's weights are the unfolded conv's weights scaled per channel."""
-    folded = {t.name: onnx.numpy_helper.to_array(t) for t in build_kernel_model(
-        "conv", {"hw": 4, "cin": 2, "cout": 3, "kernel": 1, "stride": 1, "act": "none"}).graph.initializer}
-    raw = {t.name: onnx.numpy_helper.to_array(t) for t in build_kernel_model(
-        "conv", {"hw": 4, "cin": 2, "cout": 3, "kernel": 1, "stride": 1, "act": "none"}, fold_bn=False).graph.initializer}
+    config = {"hw": 4, "cin": 2, "cout": 3, "kernel": 1, "stride": 1, "act": "none"}
+    folded = {t.name: onnx.numpy_helper.to_array(t) for t in build_kernel_model("conv", config).graph.initializer}
+    raw = {t.name: onnx.numpy_helper.to_array(t)
+           for t in build_kernel_model("conv", config, fold_bn=False).graph.initializer}
     scale = raw["bn_scale_0"] / np.sqrt(raw["bn_var_0"] + 1e-5)
     np.testing.assert_allclose(folded["w_0"], raw["w_0"] * scale[:, None, None, None], rtol=1e-6)
     np.testing.assert_allclose(folded["b_0"], raw["bn_bias_0"] - raw["bn_mean_0"] * scale, rtol=1e-5, atol=1e-7)

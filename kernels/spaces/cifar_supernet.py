@@ -162,6 +162,7 @@ def layer_table() -> str:
     rows.append("| head | global average pool → FC | {} | — |".format(NUM_CLASSES))
     infos = analyze(model)
     rows.append("")
-    rows.append("Reference: {:.1f} MFLOPs (multiply-add = 2), {:,} parameters, {} ONNX nodes; channel ratios {}.".format(
+    rows.append("Reference: {:.1f} MFLOPs (multiply-add = 2), {:,} parameters, {} ONNX nodes; "
+                "channel ratios {}.".format(
         sum(i.flops for i in infos) / 1e6, model_params(model), len(infos), ", ".join(str(r) for r in RATIOS)))
     return "\n".join(rows)
