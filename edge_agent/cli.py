@@ -10,6 +10,7 @@ import click
 
 from edge_agent import __version__
 from edge_agent.errors import EXIT_ERROR, EXIT_INTERRUPTED, AgentError
+from kernels.errors import KernelsError
 
 # name -> (module, attribute, one-line help shown by --help without importing the module)
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
@@ -61,6 +62,9 @@ def main(argv=None):
     except AgentError as exc:
         click.echo("error: {}".format(exc), err=True)
         sys.exit(exc.exit_code)
+    except KernelsError as exc:  # a bad space spec or arch string; kernels/ cannot raise AgentError
+        click.echo("error: {}".format(exc), err=True)
+        sys.exit(EXIT_ERROR)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
