@@ -1,0 +1,73 @@
+"""`edge-agent detect-fusion` — which op chains this runtime runs as one kernel, stored as a rule table."""
+
+import click
+
+from edge_agent.commands.common import json_option
+from edge_agent.commands.measuring import measurement_options
+
+
+@click.command()
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Bundle directory to store the rule table in (rules/*.json; created or reused).")
+@click.option("--case", "case_names", multiple=True, help="Only this case (repeatable); default: all cases.")
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Fused when sum(T_parts) - T_whole > alpha * (sum - max part) (nn-Meter: 0.5).")
+@click.option("--list-cases", is_flag=True, help="List the test cases and exit.")
+@json_option
+@measurement_options
+def detect_fusion(out, case_names, alpha, list_cases, as_json, **options):
+    """Time op chains alone and whole, check the runtime's own account, print and store the rules."""
+    from edge_agent.commands.measuring import make_manifest, parse_cpus, protocol_config, run_settings
+    from edge_agent.fusion.cases import CASES, select_cases
+    from edge_agent.fusion.detect import detect_fusion as run_detection
+    from edge_agent.fusion.rules import save_table
+
+    if list_cases:
+        for case in CASES:
+            click.echo("{:18} {}".format(case.name, case.description))
+        return 0
+    cases = select_cases(list(case_names))
+    settings = run_settings(options)
+    protocol = protocol_config(options)
+    manifest = make_manifest(settings, protocol, options["sysroot"])
+    table = run_detection(settings, protocol, cases, fingerprint=manifest.fingerprint, alpha=alpha,
+                          cpus=parse_cpus(options.get("cpus")), progress=None if as_json else _print_progress)
+    if out:
+        from edge_agent.bundle.store import Bundle
+
+        with Bundle.open(out, lambda: manifest) as bundle:
+            path = save_table(bundle.path, table)
+        if not as_json:
+            click.echo("rules: {}".format(path), err=True)
+    if as_json:
+        click.echo(table.model_dump_json(indent=1))
+    else:
+        _print_table(table)
+    return 0
+
+
+def _print_progress(rule, done, total) -> None:
+    click.echo("[{}/{}] {}: {}".format(done, total, rule.case, "fused" if rule.fused else "separate"), err=True)
+
+
+def _print_table(table) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title="fusion rules: {} {} threads={} {}".format(
+        table.settings.runtime, table.settings.runtime_version, table.settings.threads,
+        table.settings.ort_graph_optimization_level or table.settings.mnn_precision))
+    for column in ("case", "fused", "timing", "evidence", "savings", "sum ms", "whole ms", "kernels run", "note"):
+        view.add_column(column)
+    for rule in table.rules:
+        view.add_row(rule.case, _yes(rule.fused), _yes(rule.timing_fused), _yes(rule.evidence_fused),
+                     "" if rule.savings_ratio is None else "{:.2f}".format(rule.savings_ratio),
+                     "{:.3f}".format(sum(rule.parts_median_ns) / 1e6) if rule.parts_median_ns else "",
+                     "" if rule.whole_median_ns is None else "{:.3f}".format(rule.whole_median_ns / 1e6),
+                     ",".join(rule.evidence_kernels),
+                     "disagree" if rule.disagreement else (rule.error or ""))
+    Console().print(view)
+
+
+def _yes(value) -> str:
+    return "?" if value is None else ("yes" if value else "no")

@@ -1,0 +1,99 @@
+"""Fusion rule tables: versioned, stored in the bundle as rules/fusion-<runtime>-<version>-t<threads>-<level>.json.
+
+A table belongs to one device + runtime + version + threads + optimization level (RunSettings). `fused` is the
+runtime's evidence where there is some, the timing test otherwise; `disagreement` says when the two differ.
+"""
+
+import os
+import re
+from typing import Dict, FrozenSet, List, Optional, Tuple
+
+from pydantic import BaseModel, Field, ValidationError
+
+from edge_agent.bundle.schema import RunSettings
+from edge_agent.errors import BundleError
+
+RULES_DIR = "rules"
+RULES_SCHEMA_VERSION = 1
+SUPPORTED_RULES_VERSIONS = (1,)
+RULES_FORMAT = "edge-agent-fusion-rules"
+
+
+class FusionRule(BaseModel):
+    case: str
+    classes: List[str]  # op classes of the chain, producer first
+    fused: bool
+    timing_fused: Optional[bool] = None
+    evidence_fused: Optional[bool] = None
+    disagreement: bool = False
+    parts_median_ns: List[float] = Field(default_factory=list)  # each op alone
+    whole_median_ns: Optional[float] = None
+    overhead_median_ns: Optional[float] = None  # a call with no work, subtracted from every time in the test
+    savings_ratio: Optional[float] = None  # (sum of parts - whole) / min part, overhead removed; fused when > alpha
+    evidence_source: Optional[str] = None
+    evidence_kernels: List[str] = Field(default_factory=list)
+    evidence_detail: List[str] = Field(default_factory=list)
+    error: Optional[str] = None
+
+
+class RuleTable(BaseModel):
+    format: str = RULES_FORMAT
+    schema_version: int = RULES_SCHEMA_VERSION
+    settings: RunSettings
+    fingerprint: Dict[str, object] = Field(default_factory=dict)
+    alpha: float
+    created_utc: str
+    rules: List[FusionRule]
+
+    def absorbed(self) -> FrozenSet[Tuple[str, str]]:
+        """(head class, class) pairs where the head's kernel takes the other op in: a fused chain h+x+y gives
+        (h, x) and (h, y). Only chains without a second consumer teach this (the multi-consumer case is a check)."""
+        pairs = set()
+        for rule in self.rules:
+            if rule.fused and "|" not in rule.case and len(rule.classes) >= 2:
+                head = rule.classes[0]
+                pairs.update((head, other) for other in rule.classes[1:])
+        return frozenset(pairs)
+
+
+def table_filename(settings: RunSettings) -> str:
+    level = settings.ort_graph_optimization_level or settings.mnn_precision or "default"
+    raw = "fusion-{}-{}-t{}-{}.json".format(settings.runtime, settings.runtime_version, settings.threads, level)
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", raw)
+
+
+def save_table(bundle_dir: str, table: RuleTable) -> str:
+    from edge_agent.bundle.files import atomic_write
+
+    directory = os.path.join(bundle_dir, RULES_DIR)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, table_filename(table.settings))
+    atomic_write(path, table.model_dump_json(indent=1), overwrite=True)
+    return path
+
+
+def load_table(path: str) -> RuleTable:
+    import json
+
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise BundleError("cannot read fusion rules {}: {}".format(path, exc)) from None
+    if not isinstance(data, dict) or data.get("format") != RULES_FORMAT:
+        raise BundleError("{} is not a fusion rule table".format(path))
+    if data.get("schema_version") not in SUPPORTED_RULES_VERSIONS:
+        raise BundleError("{} has rule schema version {!r}; this agent reads {}".format(
+            path, data.get("schema_version"), list(SUPPORTED_RULES_VERSIONS)))
+    try:
+        return RuleTable.model_validate(data)
+    except ValidationError as exc:
+        raise BundleError("{} does not match the rule schema: {}".format(path, exc.errors()[0]["msg"])) from None
+
+
+def load_tables(bundle_dir: str) -> List[RuleTable]:
+    directory = os.path.join(bundle_dir, RULES_DIR)
+    if not os.path.isdir(directory):
+        return []
+    return [load_table(os.path.join(directory, name)) for name in sorted(os.listdir(directory))
+            if name.startswith("fusion-") and name.endswith(".json")]
