@@ -10,7 +10,11 @@ from click.testing import CliRunner
 from edge_agent.commands.check import check
 from edge_agent.device.check import other_agents, run_checks
 from edge_agent.device.models import DeviceSnapshot
-from edge_agent.device.snapshot import compare_snapshots, take_snapshot, wait_for_cooldown
+from edge_agent.device.snapshot import (
+    compare_snapshots,
+    take_snapshot,
+    wait_for_cooldown,
+)
 from edge_agent.device.sysroot import SysRoot
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")

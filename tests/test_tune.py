@@ -24,7 +24,7 @@ def copy_fixture(name: str, tmp_path) -> SysRoot:
 def clock_files(root: SysRoot):
     """Every governor/min/max value tune may touch, as text."""
     values = {}
-    for base, names in ((root.path("sys/devices/system/cpu/cpufreq"), None), (root.path(GPU), None)):
+    for base in (root.path("sys/devices/system/cpu/cpufreq"), root.path(GPU)):
         if not os.path.isdir(base):
             continue
         for dirpath, _, files in os.walk(base):
@@ -67,10 +67,12 @@ def test_second_tune_is_refused_and_keeps_the_first_state(tmp_path):
     root = copy_fixture("rpi4", tmp_path)
     state_file = str(tmp_path / "tune.json")
     tune(root, state_file)
-    saved = open(state_file).read()
+    with open(state_file) as handle:
+        saved = handle.read()
     with pytest.raises(TuneError, match="already tuned"):
         tune(root, state_file)
-    assert open(state_file).read() == saved
+    with open(state_file) as handle:
+        assert handle.read() == saved
     reset(root, state_file)
     assert root.read_str("sys/devices/system/cpu/cpufreq/policy0/scaling_governor") == "ondemand"
 

@@ -18,7 +18,8 @@ state_file_option = click.option(
 def tune(sysroot, state_file, freq_khz):
     """Save governor and min/max frequencies (and jetson_clocks on a Jetson), then set performance, min = max."""
     from edge_agent.device.sysroot import SysRoot
-    from edge_agent.device.tune import default_state_file, tune as tune_clocks
+    from edge_agent.device.tune import default_state_file
+    from edge_agent.device.tune import tune as tune_clocks
 
     root = SysRoot(sysroot)
     path = state_file or default_state_file(root)
@@ -36,7 +37,8 @@ def tune(sysroot, state_file, freq_khz):
 def reset(sysroot, state_file):
     """Restore exactly the settings `edge-agent tune` saved."""
     from edge_agent.device.sysroot import SysRoot
-    from edge_agent.device.tune import default_state_file, reset as reset_clocks
+    from edge_agent.device.tune import default_state_file
+    from edge_agent.device.tune import reset as reset_clocks
 
     root = SysRoot(sysroot)
     path = state_file or default_state_file(root)

@@ -93,7 +93,9 @@ def _with_jtop(info: JetsonInfo) -> JetsonInfo:
     if importlib.util.find_spec("jtop") is None:
         return info
     try:
-        from jtop import jtop  # AGPL-3.0, optional: only imported when the user installed it
+        from jtop import (
+            jtop,  # AGPL-3.0, optional: only imported when the user installed it
+        )
 
         with jtop() as jetson:
             if not jetson.ok():

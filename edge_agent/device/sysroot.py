@@ -1,6 +1,7 @@
 """One root path for every /proc, /sys and /etc read and every board tool, so tests can point the agent at a
 fixture tree that mirrors a real board. A file or tool that is missing or fails reads as None, never an error."""
 
+import contextlib
 import fnmatch
 import os
 import re
@@ -126,16 +127,12 @@ def _read_line(proc: "subprocess.Popen", timeout_s: float) -> Optional[str]:
 
 
 def _stop_group(proc: "subprocess.Popen") -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.killpg(proc.pid, signal.SIGTERM)
-    except OSError:
-        pass
     try:
         proc.wait(timeout=2)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
         proc.wait()
     proc.stdout.close()

@@ -99,12 +99,12 @@ def reset(root: SysRoot, state_file: str) -> TuneState:
     state = load_state(state_file)
     failures = []
     if state.jetson_clocks_file:
-        failures += _attempt(lambda: _jetson_clocks(root, ["--restore", state.jetson_clocks_file]))
+        failures += _attempt(_jetson_clocks, root, ["--restore", state.jetson_clocks_file])
     for policy in state.policies:
         # Lower min before max: the saved min is never above the saved max.
         for name, value in (("scaling_min_freq", policy.min_freq_khz), ("scaling_max_freq", policy.max_freq_khz),
                             ("scaling_governor", policy.governor)):
-            failures += _attempt(lambda: _write(root, "{}/{}".format(policy.policy, name), str(value)))
+            failures += _attempt(_write, root, "{}/{}".format(policy.policy, name), str(value))
     if failures:
         raise TuneError("reset incomplete, {} kept for another try: {}".format(state_file, "; ".join(failures)))
     os.remove(state_file)
@@ -113,9 +113,9 @@ def reset(root: SysRoot, state_file: str) -> TuneState:
     return state
 
 
-def _attempt(action) -> List[str]:
+def _attempt(action, *args) -> List[str]:
     try:
-        action()
+        action(*args)
     except TuneError as exc:
         return [str(exc)]
     return []
