@@ -61,13 +61,16 @@ def parse_cpus(value: Optional[str]) -> Optional[Tuple[int, ...]]:
 
 
 def run_settings(options: dict) -> RunSettings:
-    from edge_agent.runtimes import get_runtime
+    from edge_agent.runtimes import installed_version
 
     runtime = options["runtime"]
+    version = installed_version(runtime)
+    if version is None:
+        raise InputError("runtime {!r} is not installed; `pip install 'edge-latency[agent]'`".format(runtime))
     cpus = parse_cpus(options.get("cpus"))
     return RunSettings(
         runtime=runtime,
-        runtime_version=get_runtime(runtime).version(),
+        runtime_version=version,  # from package metadata: the parent need not load the runtime
         threads=options["threads"],
         affinity=list(cpus) if cpus else sorted(os.sched_getaffinity(0)),
         ort_graph_optimization_level=options["opt_level"] if runtime == "ort" else None,
