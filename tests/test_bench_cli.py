@@ -96,3 +96,29 @@ def test_json_of_records_is_pure_integers(tmp_path, tiny_models):
     data = json.loads(line)
     assert all(type(s) is int for w in data["samples_ns"] for s in w)
     assert data["settings"]["mnn_precision"] == "high"
+
+
+def test_bench_on_a_raspberry_pi_fixture_records_board_state(tmp_path, tiny_models):
+    from conftest import REPO
+
+    out = str(tmp_path / "pi")
+    root = os.path.join(REPO, "tests", "fixtures", "rpi4")
+    result = run_cli("edge_agent", "bench", tiny_models[0], "--sysroot", root, "--out", out, *FAST)
+    assert result.returncode == 0, result.stderr
+    assert "Raspberry Pi 4" in json.dumps(read_manifest(out).fingerprint)
+    record = read_records(out).records[0]
+    assert record.state_before.arm_clock_hz and record.state_before.max_temp_mc == 47236
+    assert record.state_before.throttled_bits == 0 and record.status == "ok"
+
+
+def test_a_hot_board_waits_on_temperature_then_marks_the_item_invalid(tmp_path, tiny_models):
+    from conftest import REPO
+
+    out = str(tmp_path / "hot")
+    root = os.path.join(REPO, "tests", "fixtures", "rpi4_throttled")
+    result = run_cli("edge_agent", "bench", tiny_models[0], "--sysroot", root, "--out", out, "--retries", "0",
+                     "--cooldown-timeout", "0.5", *FAST)
+    assert result.returncode == 3, result.stderr
+    record = read_records(out).records[0]
+    assert record.status == "invalid"
+    assert any("to cool to" in reason for reason in record.reasons)

@@ -36,7 +36,10 @@ _OPTIONS = [
     click.option("--retries", type=click.IntRange(0, 10), default=None, help="Override: retries of an invalid item."),
     click.option("--timeout", type=float, default=None, help="Override: seconds before a hung item is killed."),
     click.option("--cooldown-mc", type=int, default=None,
-                 help="Before a retry, wait until the hottest zone is below this (m°C)."),
+                 help="Before each item, wait until the hottest zone is below this (m°C); default: 15 °C "
+                      "below the board's throttle point when it is known."),
+    click.option("--cooldown-timeout", type=float, default=None,
+                 help="Override: seconds to wait for cooling before measuring anyway (and marking it invalid)."),
     sysroot_option,
 ]
 
@@ -88,6 +91,7 @@ def protocol_config(options: dict) -> ProtocolConfig:
         "max_retries": options.get("retries"),
         "timeout_s": options.get("timeout"),
         "cooldown_target_mc": options.get("cooldown_mc"),
+        "cooldown_timeout_s": options.get("cooldown_timeout"),
     }
     return protocol_from_options(options["preset"], overrides)
 

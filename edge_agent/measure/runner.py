@@ -14,6 +14,10 @@ from edge_agent.measure.worker import Worker
 from edge_agent.stats import summarize
 
 
+# Items start this far below the throttle point, so one item's heat cannot carry it into throttling.
+COOLDOWN_MARGIN_MC = 15_000
+
+
 @dataclass(frozen=True)
 class Item:
     """A model to measure; `onnx_path` points into the bundle's models/ so what was measured travels with it."""
@@ -61,16 +65,16 @@ def measure_item(session: Session, item: Item, reference: Optional[Item] = None)
     """Measure with retries; every attempt is appended to the bundle; returns the last attempt's record."""
     record = None
     for attempt in range(1, session.protocol.max_retries + 2):
-        if attempt > 1:
-            _cool_down(session)
-        record = _attempt(session, item, reference, attempt)
+        still_hot = _cool_down(session)
+        record = _attempt(session, item, reference, attempt, [still_hot] if still_hot else [])
         session.bundle.append(record)
         if record.status != STATUS_INVALID:
             break
     return record
 
 
-def _attempt(session: Session, item: Item, reference: Optional[Item], attempt: int) -> MeasurementRecord:
+def _attempt(session: Session, item: Item, reference: Optional[Item], attempt: int,
+             prior_reasons: List[str]) -> MeasurementRecord:
     job = Job(
         model=ModelToRun(onnx_path=item.onnx_path, input_shapes=item.input_shapes),
         reference=ModelToRun(onnx_path=reference.onnx_path, input_shapes=reference.input_shapes) if reference else None,
@@ -81,7 +85,7 @@ def _attempt(session: Session, item: Item, reference: Optional[Item], attempt: i
     if result.error is not None:
         status, reasons = STATUS_FAILED, [result.error]
     else:
-        reasons = validity_reasons(result, session.protocol)
+        reasons = prior_reasons + validity_reasons(result, session.protocol)
         status = STATUS_INVALID if reasons else STATUS_OK
     fields = result.model_dump(exclude={"error"})
     return MeasurementRecord(
@@ -91,11 +95,17 @@ def _attempt(session: Session, item: Item, reference: Optional[Item], attempt: i
         started_utc=started, finished_utc=utc_now(), error=result.error, **fields)
 
 
-def _cool_down(session: Session) -> None:
-    if session.protocol.cooldown_target_mc is None:
-        return
-    from edge_agent.device.snapshot import wait_for_cooldown
+def _cool_down(session: Session) -> Optional[str]:
+    """Wait on temperature, not a fixed sleep: to --cooldown-mc, or by default to a margin below the board's
+    throttle point. Returns why the wait gave up, if it did; a machine without sensors never waits."""
+    from edge_agent.device.snapshot import take_snapshot, wait_for_cooldown
     from edge_agent.device.sysroot import SysRoot
 
-    wait_for_cooldown(SysRoot(session.sysroot), session.protocol.cooldown_target_mc,
-                      session.protocol.cooldown_timeout_s)
+    root = SysRoot(session.sysroot)
+    target_mc = session.protocol.cooldown_target_mc
+    if target_mc is None:
+        throttle_mc = take_snapshot(root).throttle_temp_mc
+        if throttle_mc is None:
+            return None
+        target_mc = throttle_mc - COOLDOWN_MARGIN_MC
+    return wait_for_cooldown(root, target_mc, session.protocol.cooldown_timeout_s)
