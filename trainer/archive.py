@@ -4,7 +4,7 @@ import hashlib
 import os
 import tarfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 from edge_agent.errors import BundleError
 
@@ -39,7 +39,7 @@ def verify_sums(bundle_dir: Path) -> str:
     hash (the sha256 of its sorted sums), which makes ingest idempotent."""
     sums_path = bundle_dir / SUMS_NAME
     sums = parse_sums(sums_path.read_text(encoding="utf-8"), str(bundle_dir))
-    present = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()} - {SUMS_NAME}
+    present = set(_bundle_files(bundle_dir))
     missing = sorted(set(sums) - present)
     if missing:
         raise BundleError("{}: {} is listed in {} but missing (truncated bundle?)".format(
@@ -55,8 +55,14 @@ def verify_sums(bundle_dir: Path) -> str:
 
 
 def compute_sums(bundle_dir: Path) -> Dict[str, str]:
-    return {p.relative_to(bundle_dir).as_posix(): sha256_file(p)
-            for p in sorted(bundle_dir.rglob("*")) if p.is_file() and p.name != SUMS_NAME}
+    return {name: sha256_file(bundle_dir / name) for name in _bundle_files(bundle_dir)}
+
+
+def _bundle_files(bundle_dir: Path) -> List[str]:
+    """The files `edge-agent pack` carries (no lock, temp or cache files), as posix paths."""
+    from edge_agent.bundle.pack import bundle_files
+
+    return [Path(name).as_posix() for name in bundle_files(str(bundle_dir))]
 
 
 def content_hash(sums: Dict[str, str]) -> str:

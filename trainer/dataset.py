@@ -27,7 +27,7 @@ ROW_FIELDS = (
     ("row_id", "string"), ("device", "string"), ("source", "string"), ("record_id", "string"),
     ("item_id", "string"), ("item_kind", "string"), ("model_sha256", "string"), ("spec_json", "string"),
     ("runtime", "string"), ("runtime_version", "string"), ("threads", "int64"), ("opt_level", "string"),
-    ("status", "string"), ("valid", "bool"), ("reference_item_id", "string"), ("reference_record_id", "string"),
+    ("status", "string"), ("valid", "bool_"), ("reference_item_id", "string"), ("reference_record_id", "string"),
     ("latency_ms", "float64"), ("reference_latency_ms", "float64"), ("ratio", "float64"), ("cv", "float64"),
 )
 

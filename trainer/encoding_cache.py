@@ -94,3 +94,35 @@ class EncodingCache:
             cached = self.for_model(model, sha256)
             self._spec_index[key] = sha256
         return cached
+
+
+def _encode_spec_job(job):
+    spec, vocabulary = job
+    model = build_spec_model(spec)
+    encoding = encode_model(model, vocabulary)
+    return spec_key(spec), model_sha256(model), encoding.x, encoding.edge_index, encoding.static
+
+
+def warm_specs(cache: EncodingCache, specs: Sequence[Dict[str, object]], workers: int = 1, progress=None) -> int:
+    """Encode the specs not cached yet (building each model once), in `workers` processes; returns how many."""
+    todo = [s for s in specs if not (spec_key(s) in cache._spec_index and cache.get(cache._spec_index[spec_key(s)]))]
+    jobs = [(s, cache.vocabulary) for s in todo]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            results = pool.imap_unordered(_encode_spec_job, jobs, chunksize=16)
+            _store(cache, results, progress)
+    else:
+        _store(cache, map(_encode_spec_job, jobs), progress)
+    cache.flush()
+    return len(todo)
+
+
+def _store(cache: EncodingCache, results, progress) -> None:
+    for count, (key, sha256, x, edge_index, static) in enumerate(results, 1):
+        cache.put(sha256, GraphEncoding(x, edge_index, static))
+        cache._spec_index[key] = sha256
+        if progress is not None and count % 500 == 0:
+            progress(count)
+            cache.flush()

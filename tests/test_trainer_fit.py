@@ -1,0 +1,158 @@
+"""import-table, fit, save/load, predict and evaluate on a small synthetic NB201 table."""
+
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from edge_agent.errors import InputError
+from kernels.spaces import get_space
+from kernels.spaces.nb201 import live_edges, parse_arch, spec_to_arch
+from trainer.cli import main
+from trainer.dataset import Dataset
+from trainer.encoding_cache import EncodingCache
+from trainer.evaluation import evaluate
+from trainer.examples import encode_examples, load_examples
+from trainer.fitting import fit
+from trainer.predictors import register
+from trainer.predictors.base import Predictor
+from trainer.predictors.store import load_predictor, save_predictor
+from trainer.tables import import_table
+
+COST = {"none": 0.0, "skip_connect": 0.0, "avg_pool_3x3": 0.6, "nor_conv_1x1": 1.0, "nor_conv_3x3": 3.0}
+SMALL = {"hidden": 16, "layers": 2, "epochs": 40, "patience": 40, "batch_size": 16}
+
+
+def _latency(arch: str) -> float:
+    """Synthetic: a cost per op on the edges that carry data (the space builds no dead edges)."""
+    return 2.0 + sum(COST[op] for _, _, op in live_edges(parse_arch(arch)))
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    space = get_space("nb201")
+    archs = [spec_to_arch(s) for s in space.sample(48, seed=1)] + [spec_to_arch(space.reference_spec())]
+    path = tmp_path_factory.mktemp("table") / "lat.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["arch_str", "output_connected", "dev_ms", "other_ms"])
+        for arch in archs:
+            writer.writerow([arch, 1, _latency(arch), 2 * _latency(arch) + 1])
+        writer.writerow([archs[0].replace("nor_conv_3x3", "skip_connect"), 1, "", 1.0])  # blank
+        writer.writerow(["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", 1, 5.0, 5.0])  # unreachable output
+        writer.writerow([archs[1], 0, 5.0, 5.0])  # flagged disconnected
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(table, tmp_path_factory):
+    ds = Dataset(tmp_path_factory.mktemp("ds"), create=True)
+    import_table(table, "nb201", "arch_str", "dev_ms", "dev", ds)
+    import_table(table, "nb201", "arch_str", "other_ms", "other", ds)
+    return ds
+
+
+def test_import_table_counts_skipped_rows_and_is_idempotent(table, tmp_path):
+    ds = Dataset(tmp_path / "ds", create=True)
+    report = import_table(table, "nb201", "arch_str", "dev_ms", "dev", ds)
+    assert (report.imported, report.skipped_blank, report.skipped_disconnected) == (49, 1, 2)
+    assert report.reference_ms == pytest.approx(2.0 + 6 * 3.0)
+    again = import_table(table, "nb201", "arch_str", "dev_ms", "dev", ds)
+    assert again.already_imported and len(ds.rows()) == 49
+    rows = ds.rows()
+    assert {r["item_kind"] for r in rows} == {"subnet", "reference"}
+    assert all(r["ratio"] == pytest.approx(r["latency_ms"] / 20.0) for r in rows)
+
+
+def test_gcn_fit_learns_and_round_trips(dataset, tmp_path):
+    result = fit(dataset, ["dev"], "gcn", 40, 0, SMALL, tmp_path / "pred")
+    errors = result.history.val_errors
+    assert min(errors[-10:]) < 0.5 * errors[0]  # validation error falls
+    loaded, config = load_predictor(tmp_path / "pred")
+    assert set(config["training"]["item_ids"]) == set(result.train_items) | set(result.val_items)
+    examples = load_examples(dataset, ["dev"])
+    encodings = encode_examples(examples, dataset, EncodingCache(dataset.encodings_dir))
+    assert np.array_equal(result.predictor.predict(encodings), loaded.predict(encodings))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "flops"])
+def test_other_kinds_fit_and_round_trip(dataset, tmp_path, kind):
+    result = fit(dataset, ["dev", "other"], kind, 30, 1, {"epochs": 30} if kind == "mlp" else None, tmp_path / kind)
+    loaded, _ = load_predictor(tmp_path / kind)
+    encodings = encode_examples(load_examples(dataset, ["dev"]), dataset, EncodingCache(dataset.encodings_dir))
+    assert np.allclose(result.predictor.predict(encodings), loaded.predict(encodings))
+
+
+@register("planted")
+class PlantedPredictor(Predictor):
+    """Knows every item's true ratio: evaluate must score it at 100 %."""
+
+    truth = {}
+
+    def raw_predict(self, encodings):
+        return np.asarray([self.truth[hashlib.sha256(e.x.tobytes()).hexdigest()] for e in encodings])
+
+    def tensors(self):
+        return {"unused": np.zeros(1)}
+
+    def load_tensors(self, tensors):
+        pass
+
+
+def test_evaluate_scores_planted_exact_predictor_at_100(dataset, tmp_path):
+    examples = load_examples(dataset, ["other"])
+    encodings = encode_examples(examples, dataset, EncodingCache(dataset.encodings_dir))
+    PlantedPredictor.truth = {hashlib.sha256(e.x.tobytes()).hexdigest(): ex.ratio for e, ex in zip(encodings, examples)}
+    predictor = PlantedPredictor()
+    save_predictor(predictor, tmp_path / "planted", {"devices": ["other"], "item_ids": [examples[0].item_id],
+                                                     "reference_ms": {"other": examples[0].reference_ms}})
+    loaded, config = load_predictor(tmp_path / "planted")
+    result = evaluate(loaded, config, dataset, "other")
+    assert result.metrics["n"] == len(examples) - 2  # neither the trained item nor the reference is scored
+    assert result.metrics["within_10"] == 1.0 and result.metrics["within_5"] == 1.0
+    assert result.metrics["mean_accuracy"] == pytest.approx(1.0)
+    assert result.metrics["spearman"] == pytest.approx(1.0)
+    cross = evaluate(loaded, dict(config, training={"devices": ["dev"]}), dataset, "other", shots=5)
+    assert cross.metrics["n"] == len(examples) - 1 - 5 and cross.metrics["within_5"] == 1.0
+
+
+def test_cli_fit_predict_evaluate(dataset, tmp_path, capsys):
+    pred = tmp_path / "p"
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--dataset", str(dataset.root), "--device", "dev", "--train-size", "20", "--hidden", "8",
+              "--layers", "2", "--epochs", "3", "--out", str(pred)])
+    assert done.value.code == 0
+    space = get_space("nb201")
+    arch = spec_to_arch(space.reference_spec())
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(space.reference_spec().to_dict()))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["predict", "--predictor", str(pred), "--space", "nb201", "--arch", arch, "--spec", str(spec_file),
+              "--reference-ms", "10", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert done.value.code == 0 and [o["input"] for o in out] == [arch, str(spec_file)]
+    assert out[0]["predicted_ms"] == pytest.approx(out[1]["predicted_ms"]) and out[0]["predicted_ms"] > 0
+    csv_out, png = tmp_path / "pred.csv", tmp_path / "plot.png"
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--predictor", str(pred), "--dataset", str(dataset.root), "--device", "other",
+              "--shots", "3", "--json", "--predictions-out", str(csv_out), "--plot", str(png)])
+    report = json.loads(capsys.readouterr().out)
+    assert done.value.code == 0 and report["mode"] == "new device" and report["metrics"]["n"] == 50 - 1 - 3  # "other" also has the row blank in dev_ms
+    assert csv_out.read_text().splitlines()[0] == "id,measured_ms,predicted_ms"
+    assert len(csv_out.read_text().splitlines()) == 1 + 46 and png.stat().st_size > 1000
+
+
+def test_mismatched_predictor_is_refused(dataset, tmp_path, capsys):
+    fit(dataset, ["dev"], "flops", 10, 0, None, tmp_path / "p")
+    config_path = tmp_path / "p" / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps(dict(config, vocabulary=config["vocabulary"] + ["NewOp"])))
+    with pytest.raises(InputError, match="vocabulary"):
+        load_predictor(tmp_path / "p")
+    config_path.write_text(json.dumps(dict(config, format_version=99)))
+    with pytest.raises(SystemExit) as done:
+        main(["predict", "--predictor", str(tmp_path / "p"), "--space", "nb201", "--arch", "x"])
+    assert done.value.code == 1 and "version 99 is not supported" in capsys.readouterr().err
