@@ -1,0 +1,48 @@
+"""`edge-agent profile --kernels`: the kernel sampling loop with a progress bar and a summary."""
+
+from typing import Optional, Sequence
+
+import click
+
+from edge_agent.errors import EXIT_INVALID, InputError
+
+
+def parse_kernel_types(value: str) -> Sequence[str]:
+    from edge_agent.kernelprof.space import KERNEL_TYPES
+
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in KERNEL_TYPES]
+    if unknown or not names:
+        raise InputError("--kernel-types: unknown {}; choose from {}".format(", ".join(unknown) or "(none given)",
+                                                                              ",".join(KERNEL_TYPES)))
+    return names
+
+
+def run_kernel_profile(session, kernel_types: str, per_type: int, seed: int, budget_min: Optional[float]) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from edge_agent.kernelprof.run import SamplingPlan, profile_kernels
+    from edge_agent.profile.run import describe
+
+    plan = SamplingPlan(kernel_types=parse_kernel_types(kernel_types), per_type=per_type,
+                        initial=max(5, per_type // 3), batch=max(2, per_type // 6), seed=seed)
+    columns = [TextColumn("kernels"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("kernels", total=len(plan.kernel_types) * per_type + 1)
+
+        def on_record(record, done, total):
+            bar.update(task, completed=done, total=total)
+            bar.console.print(describe(record), highlight=False, markup=False)
+
+        outcome = profile_kernels(session, plan, budget_min * 60 if budget_min else None, on_record)
+    for kernel_type, rounds in outcome.rounds.items():
+        if rounds:
+            click.echo("{}: {} kernels, cross-validated accuracy (within {:.0%}) {:.1%}".format(
+                kernel_type, rounds[-1].measured, plan.threshold, rounds[-1].accuracy))
+    click.echo("measured {} kernel(s), {} invalid or failed, {} already in the bundle{}".format(
+        len(outcome.measured), outcome.invalid, outcome.reused, "; stopped by the budget" if outcome.out_of_budget
+        else ""))
+    if outcome.invalid or outcome.out_of_budget:
+        click.echo("re-run the same command to continue", err=True)
+    return EXIT_INVALID if outcome.invalid else 0

@@ -1,0 +1,136 @@
+"""Kernel config spaces: what each profiled kernel type's config ranges over, drawn uniformly, from the prior
+(prior.json: where real models put their layers), or near a given config (adaptive sampling).
+
+A config is a kernels.single config; a spec {"kernel_type", "config"} names a kernel and hashes to its item id.
+"""
+
+import functools
+import hashlib
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+KERNEL_TYPES = ("conv", "dwconv", "fc", "maxpool", "avgpool", "global_avgpool", "add", "concat", "act")
+ACTS = ("none", "relu", "relu6", "hswish")
+STANDALONE_ACTS = ("relu", "relu6", "hswish", "sigmoid", "hsigmoid")
+MIN_CH, MAX_CH = 8, 1024
+MAX_FLOPS = 1.2e9  # larger kernels take seconds each on a Pi and real edge models rarely have them
+REFERENCE_SPEC = {"kernel_type": "conv", "config": {"hw": 28, "cin": 64, "cout": 64, "kernel": 3, "stride": 1,
+                                                      "act": "relu"}}
+OVERHEAD_SPEC = {"kernel_type": "act", "config": {"hw": 1, "cin": 1, "act": "relu"}}
+
+
+def spec(kernel_type: str, config: Dict[str, object]) -> Dict[str, object]:
+    return {"kernel_type": kernel_type, "config": dict(config)}
+
+
+def spec_id(kernel_spec: Dict[str, object]) -> str:
+    text = json.dumps(kernel_spec, sort_keys=True, separators=(",", ":"))
+    return "k-" + hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def load_prior() -> dict:
+    with open(os.path.join(os.path.dirname(__file__), "prior.json"), "r", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _round_ch(value: float) -> int:
+    return int(min(MAX_CH, max(MIN_CH, 8 * round(value / 8))))
+
+
+def _choice(rng: np.random.RandomState, weights: Dict[str, float]):
+    keys = list(weights)
+    p = np.array([weights[k] for k in keys], dtype=np.float64)
+    return keys[rng.choice(len(keys), p=p / p.sum())]
+
+
+def _geometry(kernel_type: str, rng, hw: int, cin: int, cout: int, prior: dict) -> Dict[str, object]:
+    stride = 2 if rng.random_sample() < prior["stride2_share"] and hw >= 4 else 1
+    if kernel_type in ("conv", "dwconv"):
+        kernel = int(_choice(rng, prior["kernel_sizes"][kernel_type]))
+        config = {"hw": hw, "cin": cin, "kernel": kernel, "stride": stride, "act": _choice(rng, prior["activations"])}
+        if kernel_type == "conv":
+            config["cout"] = cout
+        return config
+    if kernel_type in ("maxpool", "avgpool"):
+        kernel = int(_choice(rng, prior["kernel_sizes"][kernel_type]))
+        return {"hw": hw, "cin": cin, "kernel": kernel, "stride": 2, "pad": kernel // 2 if kernel % 2 else 0}
+    if kernel_type == "fc":
+        return {"cin": cin, "cout": cout, "act": "relu" if rng.random_sample() < 0.3 else "none"}
+    if kernel_type == "add":
+        return {"hw": hw, "cin": cin, "act": "relu" if rng.random_sample() < 0.5 else "none"}
+    if kernel_type == "concat":
+        return {"hw": hw, "cin": cin, "cin2": cout}
+    if kernel_type == "act":
+        return {"hw": hw, "cin": cin, "act": STANDALONE_ACTS[rng.randint(len(STANDALONE_ACTS))]}
+    return {"hw": hw, "cin": cin}
+
+
+def sample_prior(kernel_type: str, rng: np.random.RandomState) -> Dict[str, object]:
+    prior = load_prior()
+    stage = prior["stages"][rng.randint(len(prior["stages"]))]
+    scaled = prior["hw_scaled"][str(stage["hw"])]
+    hw = stage["hw"] if rng.random_sample() < 0.4 else int(scaled[rng.randint(len(scaled))])
+    widths = stage["channels"]
+    cin = _round_ch(widths[rng.randint(len(widths))] * rng.uniform(0.75, 1.25))
+    cout = _round_ch(widths[rng.randint(len(widths))] * rng.uniform(0.75, 1.25))
+    return _geometry(kernel_type, rng, hw, cin, cout, prior)
+
+
+def sample_uniform(kernel_type: str, rng: np.random.RandomState) -> Dict[str, object]:
+    hw = int(rng.choice([2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 112]))
+    cin, cout = (_round_ch(np.exp(rng.uniform(np.log(MIN_CH), np.log(MAX_CH)))) for _ in range(2))
+    return _geometry(kernel_type, rng, hw, cin, cout, load_prior())
+
+
+def sample_near(config: Dict[str, object], rng: np.random.RandomState) -> Dict[str, object]:
+    """nn-Meter's neighbourhood: channels scaled by [0.5, 1.2), everything else kept."""
+    near = dict(config)
+    for key in ("cin", "cout", "cin2"):
+        if key in near:
+            near[key] = _round_ch(float(near[key]) * rng.uniform(0.5, 1.2))
+    return near
+
+
+def cost(kernel_type: str, config: Dict[str, object]) -> Tuple[float, float]:
+    """(FLOPs, bytes moved) from the config alone, without building the model (kernels.analysis conventions)."""
+    if kernel_type == "fc":
+        cin, cout = float(config["cin"]), float(config["cout"])
+        return 2 * cin * cout, 4 * (cin + cout + cin * cout)
+    hw, cin = float(config["hw"]), float(config["cin"])
+    stride, kernel = float(config.get("stride", 1)), float(config.get("kernel", 1))
+    out_hw = max(1.0, np.ceil(hw / stride))
+    if kernel_type in ("conv", "dwconv"):
+        cout = float(config.get("cout", cin))
+        per_out = kernel * kernel * (1.0 if kernel_type == "dwconv" else cin)
+        params = cout * per_out
+        return 2 * cout * out_hw ** 2 * per_out, 4 * (cin * hw ** 2 + cout * out_hw ** 2 + params)
+    if kernel_type in ("maxpool", "avgpool"):
+        return cin * out_hw ** 2 * kernel ** 2, 4 * (cin * hw ** 2 + cin * out_hw ** 2)
+    extra = float(config.get("cin2", 0))
+    return cin * hw ** 2, 4 * (2 * cin + extra) * hw ** 2
+
+
+def acceptable(kernel_type: str, config: Dict[str, object]) -> bool:
+    if kernel_type in ("conv", "dwconv", "maxpool", "avgpool") and config["hw"] < config.get("kernel", 1):
+        return False
+    return cost(kernel_type, config)[0] <= MAX_FLOPS
+
+
+def draw(kernel_type: str, n: int, rng: np.random.RandomState, sampler, seen: Optional[set] = None,
+         base: Optional[Sequence[Dict[str, object]]] = None) -> List[Dict[str, object]]:
+    """n distinct acceptable configs from `sampler(kernel_type, rng)` (or `sampler(config, rng)` over `base`)."""
+    seen = set() if seen is None else seen
+    out: List[Dict[str, object]] = []
+    for attempt in range(50 * max(n, 1)):
+        if len(out) >= n:
+            break
+        config = sampler(base[attempt % len(base)], rng) if base else sampler(kernel_type, rng)
+        key = json.dumps(config, sort_keys=True)
+        if key not in seen and acceptable(kernel_type, config):
+            seen.add(key)
+            out.append(config)
+    return out

@@ -1,0 +1,80 @@
+"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 1:
+
+  format, format_version      "edge-latency-lut", 1
+  settings                    the RunSettings the kernels were measured under (runtime, version, threads, level)
+  absorbed                    [[head class, class], ...]: the fusion rules used to partition models into kernels
+  call_overhead_ns            cost of one empty model call, taken off every kernel measurement
+  model_overhead_ns           the fitted per-model term added to a model's kernel sum
+  exact                       {kernel key: latency_ns}; a key is canonical JSON {"kind": ..., "config": {...}}
+  kinds                       {kind: {"feature_names": [...], "arrays": {name: {"shape": [...], "data": [...]}}}}
+                              (lut.regressor: ridge coef, feature mean/scale, measured points and residuals)
+  fallback_coef               [a, b, c]: ns = a + b * MFLOPs + c * KB moved, for kinds with no regressor
+  skipped                     kernel samples that were not a single kernel under these rules
+"""
+
+import json
+import os
+from typing import Any, Dict
+
+import numpy as np
+
+from edge_agent.errors import InputError
+from lut.table import KernelLUT, KindModel
+
+LUT_FORMAT = "edge-latency-lut"
+LUT_FORMAT_VERSION = 1
+
+
+def lut_to_dict(table: KernelLUT) -> Dict[str, Any]:
+    return {
+        "format": LUT_FORMAT, "format_version": LUT_FORMAT_VERSION, "settings": table.settings,
+        "absorbed": sorted([list(pair) for pair in table.absorbed]), "call_overhead_ns": table.call_overhead_ns,
+        "model_overhead_ns": table.model_overhead_ns, "exact": table.exact, "skipped": table.skipped,
+        "kinds": {kind: {"feature_names": model.feature_names,
+                         "arrays": {name: _array_out(a) for name, a in model.arrays.items()}}
+                  for kind, model in table.kinds.items()},
+        "fallback_coef": [float(v) for v in table.fallback_coef],
+    }
+
+
+def lut_from_dict(data: Dict[str, Any], origin: str = "LUT") -> KernelLUT:
+    if not isinstance(data, dict) or data.get("format") != LUT_FORMAT:
+        raise InputError("{} is not an {} file".format(origin, LUT_FORMAT))
+    if data.get("format_version") != LUT_FORMAT_VERSION:
+        raise InputError("{} has LUT format version {!r}; this reads version {}; rebuild it".format(
+            origin, data.get("format_version"), LUT_FORMAT_VERSION))
+    try:
+        kinds = {kind: KindModel(feature_names=list(entry["feature_names"]),
+                                 arrays={n: _array_in(a) for n, a in entry["arrays"].items()})
+                 for kind, entry in data["kinds"].items()}
+        return KernelLUT(
+            settings=dict(data["settings"]), absorbed=frozenset(tuple(p) for p in data["absorbed"]),
+            call_overhead_ns=float(data["call_overhead_ns"]), exact={k: float(v) for k, v in data["exact"].items()},
+            kinds=kinds, fallback_coef=np.asarray(data["fallback_coef"], dtype=np.float64),
+            model_overhead_ns=float(data["model_overhead_ns"]), skipped=int(data.get("skipped", 0)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError("{} is a corrupt LUT: {}".format(origin, exc)) from None
+
+
+def save_lut(table: KernelLUT, path: str) -> None:
+    temp = "{}.tmp-{}".format(path, os.getpid())
+    with open(temp, "w", encoding="utf-8") as handle:
+        json.dump(lut_to_dict(table), handle, sort_keys=True)
+    os.replace(temp, path)
+
+
+def load_lut(path: str) -> KernelLUT:
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise InputError("cannot read LUT {}: {}".format(path, exc)) from None
+    return lut_from_dict(data, path)
+
+
+def _array_out(array: np.ndarray) -> Dict[str, Any]:
+    return {"shape": list(array.shape), "data": [float(v) for v in np.ravel(array)]}
+
+
+def _array_in(entry: Dict[str, Any]) -> np.ndarray:
+    return np.asarray(entry["data"], dtype=np.float64).reshape(entry["shape"])

@@ -1,0 +1,104 @@
+"""Model -> kernels: the device's fusion rules applied to the ONNX graph (facts from kernels.analysis).
+
+A node joins the kernel of the node producing its input when that kernel's head class absorbs the node's class
+(RuleTable.absorbed) and nothing else reads the tensor between them; otherwise it starts a kernel of its own.
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+
+import onnx
+
+from edge_agent.fusion.ops import ACTIVATION_CLASSES, op_class
+
+Pairs = FrozenSet[Tuple[str, str]]
+# Classes whose kernels are keyed on input size and channels alone.
+_SPATIAL = ("conv", "dwconv", "maxpool", "avgpool", "global_avgpool", "global_maxpool", "add", "mul", "concat", "bn")
+
+
+@dataclass
+class Kernel:
+    kind: str  # the head's op class: conv, dwconv, fc, maxpool, add, relu, ...
+    config: Dict[str, object]  # what the LUT is keyed on (matches kernels.single configs where one exists)
+    nodes: List[str] = field(default_factory=list)
+    absorbed: List[str] = field(default_factory=list)  # classes folded into the head
+    flops: int = 0
+    bytes_moved: int = 0
+
+    def key(self) -> str:
+        from kernels.spaces.base import canonical_json
+
+        return canonical_json({"kind": self.kind, "config": self.config})
+
+
+def partition(model: onnx.ModelProto, absorbed: Pairs) -> List[Kernel]:
+    from kernels.analysis import analyze
+
+    infos = analyze(model)
+    readers: Dict[str, int] = {}
+    for info in infos:
+        for name in info.inputs:
+            readers[name] = readers.get(name, 0) + 1
+    graph_outputs = {o.name for o in model.graph.output}
+    owner: Dict[str, int] = {}  # tensor -> index of the kernel whose last node produced it
+    kernels: List[Kernel] = []
+    heads = []
+    for info in infos:
+        cls = op_class(info.op_type, info.groups, info.cin, info.cout)
+        target = _absorbing_kernel(info, cls, owner, kernels, readers, graph_outputs, absorbed)
+        if target is None:
+            kernels.append(Kernel(kind=cls, config={}, nodes=[info.name]))
+            heads.append(info)
+            target = len(kernels) - 1
+        else:
+            kernels[target].nodes.append(info.name)
+            kernels[target].absorbed.append(cls)
+        kernels[target].flops += info.flops
+        kernels[target].bytes_moved += info.bytes_moved
+        for name in info.outputs:
+            owner[name] = target
+    for kernel, head in zip(kernels, heads):
+        kernel.config = kernel_config(kernel.kind, head, kernel.absorbed)
+    return kernels
+
+
+def _absorbing_kernel(info, cls: str, owner: Dict[str, int], kernels: List[Kernel], readers: Dict[str, int],
+                      graph_outputs: Set[str], absorbed: Pairs) -> Optional[int]:
+    for name in info.inputs:
+        index = owner.get(name)
+        if index is None or readers.get(name, 0) != 1 or name in graph_outputs:
+            continue
+        kernel = kernels[index]
+        if (kernel.kind, cls) in absorbed and cls not in kernel.absorbed:
+            return index
+    return None
+
+
+def kernel_config(kind: str, head, absorbed: List[str]) -> Dict[str, object]:
+    """The head's geometry plus what it absorbed; field names follow kernels.single's configs."""
+    act = next((c for c in absorbed if c in ACTIVATION_CLASSES), "none")
+    hw = int(head.in_hw[0]) if head.in_hw[0] == head.in_hw[1] else list(head.in_hw)
+    if kind in ("conv", "dwconv"):
+        config = {"hw": hw, "cin": head.cin, "kernel": head.kernel_hw[0], "stride": head.stride[0], "act": act}
+        if kind == "conv":
+            config.update(cout=head.cout, groups=head.groups)
+        return _with_extras(config, absorbed)
+    if kind == "fc":
+        return _with_extras({"cin": head.cin, "cout": head.cout, "act": act}, absorbed)
+    if kind in ("maxpool", "avgpool"):
+        return {"hw": hw, "cin": head.cin, "kernel": head.kernel_hw[0], "stride": head.stride[0]}
+    if kind in ACTIVATION_CLASSES:
+        return {"hw": hw, "cin": head.cin, "act": kind}
+    if kind in ("add", "mul"):
+        return _with_extras({"hw": hw, "cin": head.cin, "act": act}, absorbed)
+    if kind in _SPATIAL:
+        return {"hw": hw, "cin": head.cin}
+    return {"shape": [list(s) for s in head.in_shapes[:1]]}
+
+
+def _with_extras(config: Dict[str, object], absorbed: List[str]) -> Dict[str, object]:
+    """Absorbed ops other than the activation (a folded BN, a residual Add) change the kernel: keep them in the key."""
+    extras = sorted(c for c in absorbed if c not in ACTIVATION_CLASSES)
+    if extras:
+        config["with"] = extras
+    return config
