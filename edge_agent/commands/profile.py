@@ -18,10 +18,22 @@ from edge_agent.errors import EXIT_INVALID, InputError
               help="With --models: the reference model interleaved with each.")
 @click.option("--budget", type=click.FloatRange(min=0.1), default=None,
               help="Stop cleanly after this many minutes (re-run to continue).")
+@click.option("--kernels", is_flag=True, help="Profile single kernels (adaptive sampling) for a kernel LUT instead.")
+@click.option("--kernel-types", default="conv,dwconv,fc,maxpool,avgpool,global_avgpool,add,concat,act",
+              show_default=True, help="With --kernels: the kernel types to sample.")
+@click.option("--kernel-samples", type=click.IntRange(5, 100000), default=60, show_default=True,
+              help="With --kernels: measurements per kernel type at most.")
 @measurement_options
-def profile(out, space, subnets, seed, models_dir, reference_path, budget, **options):
+def profile(out, space, subnets, seed, models_dir, reference_path, budget, kernels, kernel_types, kernel_samples,
+            **options):
     """Measure many models, each interleaved with the reference; re-running resumes."""
     from edge_agent.profile.plan import folder_plan, space_plan
+
+    if kernels:
+        from edge_agent.kernelprof.command import run_kernel_profile
+
+        with measuring_session(out, options) as session:
+            return run_kernel_profile(session, kernel_types, kernel_samples, seed, budget)
 
     if models_dir and not reference_path:
         raise InputError("--models needs --reference FILE (the model every item is interleaved with)")
