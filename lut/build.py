@@ -1,0 +1,65 @@
+"""A LUT from result bundles: the kernel records (item_kind "kernel") and the fusion rule table of the same settings.
+
+Each kernel's latency is its interleaved ratio to the reference kernel times the reference kernel's median over
+all of the bundle's records: the drift over a long profiling session cancels out of the table.
+"""
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edge_agent.bundle.schema import KIND_KERNEL, MeasurementRecord
+from edge_agent.errors import InputError
+from edge_agent.stats import interleaved_ratio, summarize
+from lut.partition import Pairs
+from lut.table import KernelLUT, KernelSample, fit_lut
+
+SETTING_KEYS = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision")
+
+
+def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSample], float]:
+    """(samples of every valid kernel record, the call overhead in ns) in reference-kernel-drift-free ns."""
+    from edge_agent.kernelprof.space import OVERHEAD_SPEC
+
+    kernels = [r for r in records if r.valid and r.item_kind == KIND_KERNEL and r.spec and r.reference_samples_ns]
+    if not kernels:
+        raise InputError("no valid kernel records (run `edge-agent profile --kernels` first)")
+    reference_ns = float(np.median([summarize(r.reference_samples_ns).median_ns for r in kernels]))
+    samples, overhead = [], []
+    for record in kernels:
+        latency = interleaved_ratio(record.samples_ns, record.reference_samples_ns) * reference_ns
+        if record.spec == OVERHEAD_SPEC:
+            overhead.append(latency)
+        else:
+            samples.append(KernelSample(record.spec["kernel_type"], dict(record.spec["config"]), latency))
+    return samples, float(np.median(overhead)) if overhead else 0.0
+
+
+def absorbed_for(bundle_dirs: Sequence[str], settings: Dict[str, object]) -> Optional[Pairs]:
+    """The fused pairs of the first rule table measured under these settings, or None when no bundle has one."""
+    from edge_agent.fusion.rules import load_tables
+
+    for bundle_dir in bundle_dirs:
+        for table in load_tables(bundle_dir):
+            if all(getattr(table.settings, key) == settings.get(key) for key in SETTING_KEYS):
+                return table.absorbed()
+    return None
+
+
+def lut_from_bundles(bundle_dirs: Sequence[str], absorbed: Optional[Pairs] = None) -> KernelLUT:
+    from edge_agent.bundle.store import read_records
+
+    records = [r for d in bundle_dirs for r in read_records(d).records]
+    kernels = [r for r in records if r.item_kind == KIND_KERNEL]
+    if not kernels:
+        raise InputError("no kernel records in {}".format(", ".join(bundle_dirs)))
+    settings = {key: getattr(kernels[0].settings, key) for key in SETTING_KEYS}
+    if any({key: getattr(r.settings, key) for key in SETTING_KEYS} != settings for r in kernels):
+        raise InputError("the kernel records were measured under different settings; build one LUT per device")
+    if absorbed is None:
+        absorbed = absorbed_for(bundle_dirs, settings)
+    if absorbed is None:
+        raise InputError("no fusion rule table for {} in the bundles (run `edge-agent detect-fusion --out ...`)".format(
+            " ".join("{}={}".format(k, v) for k, v in settings.items() if v is not None)))
+    samples, overhead_ns = kernel_samples(kernels)
+    return fit_lut(samples, absorbed, settings, overhead_ns)

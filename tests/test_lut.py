@@ -1,0 +1,125 @@
+"""lut/: kernel partition under fusion rules (space models, a hand-built ONNX), exact hits, the regressor and the
+fallback reported as such, the JSON format round trip, and a LUT built from a real kernel-profiling bundle."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edge_agent.errors import InputError
+from lut.format import load_lut, lut_to_dict, save_lut
+from lut.partition import partition
+from lut.table import EXACT, FALLBACK, REGRESSOR, KernelSample, fit_lut
+
+FUSED = frozenset({("conv", "relu"), ("conv", "bn"), ("conv", "relu6"), ("add", "relu"), ("dwconv", "relu6"),
+                   ("dwconv", "relu"), ("fc", "relu")})
+
+
+def _hand_built():
+    """Conv -> BN -> Relu, a branch: the Relu output feeds both a Conv and a residual Add; then Add -> Relu."""
+    rng = np.random.RandomState(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((8, 8, 1, 1)).astype(np.float32), "w2")
+    bn = [numpy_helper.from_array(v.astype(np.float32), n) for v, n in
+          zip((np.ones(8), np.zeros(8), np.zeros(8), np.ones(8)), ("s", "b", "m", "v"))]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("BatchNormalization", ["c1", "s", "b", "m", "v"], ["n1"], name="bn1"),
+        helper.make_node("Relu", ["n1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2"),
+        helper.make_node("Add", ["c2", "r1"], ["a"], name="add"),
+        helper.make_node("Relu", ["a"], ["y"], name="relu2"),
+    ]
+    graph = helper.make_graph(nodes, "hand", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], [w1, w2] + bn)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_partition_hand_built():
+    kernels = partition(_hand_built(), FUSED)
+    assert [k.nodes for k in kernels] == [["conv1", "bn1", "relu1"], ["conv2"], ["add", "relu2"]]
+    assert kernels[0].config == {"hw": 16, "cin": 3, "cout": 8, "kernel": 3, "stride": 1, "groups": 1, "act": "relu",
+                                 "with": ["bn"]}
+    assert kernels[2].kind == "add" and kernels[2].config["act"] == "relu"
+    # with nothing fused every node is a kernel; FLOPs are conserved either way
+    unfused = partition(_hand_built(), frozenset())
+    assert len(unfused) == 6 and sum(k.flops for k in unfused) == sum(k.flops for k in kernels)
+
+
+def test_relu_read_twice_is_not_absorbed_into_the_add_branch():
+    kernels = partition(_hand_built(), FUSED)
+    # relu1's output is read by conv2 and by the add: conv2 starts its own kernel and takes nothing from relu1
+    assert kernels[1].absorbed == []
+
+
+@pytest.mark.parametrize("space_name", ["cifar-supernet", "nb201"])
+def test_partition_space_models(space_name):
+    from kernels.spaces import get_space
+
+    space = get_space(space_name)
+    for spec in [space.reference_spec()] + space.sample(3, seed=1):
+        model = space.build(spec)
+        kernels = partition(model, FUSED)
+        names = [n for k in kernels for n in k.nodes]
+        assert sorted(names) == sorted(n.name for n in model.graph.node)  # every node in exactly one kernel
+        convs = [k for k in kernels if k.kind == "conv"]
+        assert convs and all("cout" in k.config and k.config["hw"] > 0 for k in convs)
+        assert len(kernels) < len(model.graph.node)  # relus were absorbed
+
+
+def _samples():
+    rng = np.random.RandomState(0)
+    samples = []
+    for cin in (8, 16, 32, 64):
+        for hw in (8, 16):
+            config = {"hw": hw, "cin": cin, "cout": cin, "kernel": 3, "stride": 1, "act": "relu"}
+            samples.append(KernelSample("conv", config, 1000.0 + cin * hw * hw * (1 + 0.01 * rng.random_sample())))
+    samples.append(KernelSample("add", {"hw": 8, "cin": 8, "act": "none"}, 900.0))
+    return samples
+
+
+def test_exact_hits_regressor_and_fallback(tmp_path):
+    table = fit_lut(_samples(), FUSED, {"runtime": "ort"}, call_overhead_ns=500.0)
+    from kernels.single import build_kernel_model
+
+    hit = partition(build_kernel_model("conv", _samples()[3].config), FUSED)[0]
+    prediction = table.predict_kernel(hit)
+    assert prediction.source == EXACT and prediction.latency_ns == pytest.approx(_samples()[3].latency_ns - 500.0)
+    between = partition(build_kernel_model("conv", {"hw": 12, "cin": 24, "cout": 24, "kernel": 3, "stride": 1}),
+                        FUSED)[0]
+    assert table.predict_kernel(between).source == REGRESSOR
+    pool = partition(build_kernel_model("maxpool", {"hw": 8, "cin": 8, "kernel": 2, "stride": 2}), FUSED)[0]
+    assert table.predict_kernel(pool).source == FALLBACK and table.predict_kernel(pool).latency_ns > 0
+    path = str(tmp_path / "lut.json")
+    save_lut(table, path)
+    again = load_lut(path)
+    assert lut_to_dict(again) == lut_to_dict(table)
+    assert again.predict_kernel(between).latency_ns == pytest.approx(table.predict_kernel(between).latency_ns)
+
+
+def test_model_prediction_is_kernel_sum_plus_overhead():
+    table = fit_lut(_samples(), FUSED, {"runtime": "ort"}, call_overhead_ns=500.0)
+    model = _hand_built()
+    total, kernels = table.predict_model(model)
+    assert total == pytest.approx(sum(k.latency_ns for k in kernels) + 500.0)
+    table.fit_overhead([model], [total + 2000.0])
+    assert table.predict_model(model)[0] == pytest.approx(total + 2000.0)  # one model: fitted exactly
+
+
+def test_format_refuses_other_versions(tmp_path):
+    table = fit_lut(_samples(), FUSED, {"runtime": "ort"})
+    data = lut_to_dict(table)
+    data["format_version"] = 99
+    path = tmp_path / "lut.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="version"):
+        load_lut(str(path))
+
+
+def test_multi_output_model_partitions():
+    model = onnx.load_from_string(_hand_built().SerializeToString())
+    model.graph.output.append(helper.make_tensor_value_info("r1", TensorProto.FLOAT, [1, 8, 16, 16]))
+    kernels = partition(model, FUSED)
+    assert kernels[0].nodes == ["conv1", "bn1", "relu1"]
