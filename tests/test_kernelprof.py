@@ -1,0 +1,105 @@
+"""Kernel profiling: configs stay in their spaces, sampling is deterministic, works without scikit-learn, and
+`profile --kernels` resumes after kill -9 without losing or repeating a kernel; a LUT builds from its bundle."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from edge_agent.bundle.store import MEASUREMENTS, read_records
+from edge_agent.kernelprof.sampler import cv_errors, run_sampling
+from edge_agent.kernelprof.space import KERNEL_TYPES, acceptable, draw, load_prior, sample_near, sample_prior
+from tests.conftest import REPO, run_cli
+
+FAST = ["--protocol", "quick", "--warmup-time", "0.02", "--min-time", "0.06", "--cv-threshold", "5", "--retries", "0"]
+KERNEL_ARGS = ["--kernels", "--kernel-types", "conv,add", "--kernel-samples", "6"]
+
+
+def _synthetic(kernel_type, configs):
+    from edge_agent.kernelprof.space import cost
+
+    return [2e3 + cost(kernel_type, c)[0] / 2 + cost(kernel_type, c)[1] / 5 for c in configs]
+
+
+def test_prior_is_data_with_sources_and_every_type_builds():
+    from kernels.single import build_kernel_model
+
+    prior = load_prior()
+    assert len(prior["sources"]) >= 5 and prior["stages"]
+    rng = np.random.RandomState(0)
+    for kernel_type in KERNEL_TYPES:
+        for config in draw(kernel_type, 3, rng, sample_prior):
+            assert acceptable(kernel_type, config)
+            build_kernel_model(kernel_type, config)
+
+
+def test_neighbours_scale_channels_only():
+    config = {"hw": 14, "cin": 256, "cout": 128, "kernel": 3, "stride": 1, "act": "relu"}
+    for near in draw("conv", 10, np.random.RandomState(1), sample_near, base=[config]):
+        assert 128 <= near["cin"] <= 312 and 64 <= near["cout"] <= 160
+        assert {k: near[k] for k in ("hw", "kernel", "stride", "act")} == {"hw": 14, "kernel": 3, "stride": 1,
+                                                                            "act": "relu"}
+
+
+@pytest.mark.parametrize("use_sklearn", [False, True])
+def test_sampling_is_deterministic_and_learns_a_smooth_cost(use_sklearn):
+    if use_sklearn:
+        pytest.importorskip("sklearn")
+    runs = [run_sampling("conv", _synthetic, budget=40, initial=20, batch=10, seed=3, use_sklearn=use_sklearn,
+                         target_accuracy=1.01) for _ in range(2)]
+    assert runs[0].configs == runs[1].configs and 20 <= len(runs[0].configs) <= 40
+    errors = cv_errors("conv", runs[0].configs, runs[0].latencies_ns, use_sklearn=False)
+    assert np.median(errors) < 0.05  # a roofline-shaped cost is what the numpy regressor models exactly
+
+
+def test_sampling_stops_at_target_accuracy():
+    state = run_sampling("conv", _synthetic, budget=200, initial=20, batch=10, seed=0, use_sklearn=False)
+    assert len(state.configs) < 200 and state.rounds[-1].accuracy >= 0.95
+
+
+def _valid_kernels(out):
+    counts = {}
+    for record in read_records(out).records:
+        if record.status == "ok" and record.item_kind == "kernel":
+            counts[record.item_id] = counts.get(record.item_id, 0) + 1
+    return counts
+
+
+def test_kill_9_then_resume_and_build_a_lut(tmp_path):
+    out = str(tmp_path / "bundle")
+    command = [sys.executable, "-m", "edge_agent", "profile", "--out", out] + KERNEL_ARGS + FAST
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if os.path.exists(os.path.join(out, MEASUREMENTS)) and len(_valid_kernels(out)) >= 3:
+            break
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    survived = _valid_kernels(out)
+    assert len(survived) >= 3
+
+    result = run_cli("edge_agent", "profile", "--out", out, *(KERNEL_ARGS + FAST))
+    assert result.returncode == 0, result.stderr
+    counts = _valid_kernels(out)
+    assert set(counts.values()) == {1}  # nothing measured twice
+    assert set(survived) <= set(counts) and len(counts) == 13  # overhead kernel + 6 conv + 6 add
+    assert "{} already in the bundle".format(len(survived)) in result.stdout
+    records = read_records(out).records
+    assert all(r.reference is not None and r.reference_samples_ns for r in records if r.item_kind == "kernel")
+
+    fusion = run_cli("edge_agent", "detect-fusion", "--out", out, "--case", "conv+bn", "--case", "conv+relu", *FAST)
+    assert fusion.returncode == 0, fusion.stderr
+    from lut.build import lut_from_bundles
+    from tests.test_lut import _hand_built
+
+    table = lut_from_bundles([out])
+    # a conv+relu6 sample is two kernels under rules that only know conv+relu: counted, not mistaken for one
+    assert table.call_overhead_ns > 0 and len(table.exact) + table.skipped == 12 and len(table.exact) >= 6
+    total, kernels = table.predict_model(_hand_built())
+    assert total > 0 and len(kernels) < 6
