@@ -10,7 +10,7 @@ ridge + nearest-neighbour regressor with 5-fold errors stands in.
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def initial_configs(kernel_type: str, n: int, seed: int) -> List[Dict[str, objec
 
 
 def adaptive_batch(state: SamplingState, n: int, threshold: float, seed: int,
-                   use_sklearn: Optional[bool] = None) -> (float, List[Dict[str, object]]):
+                   use_sklearn: Optional[bool] = None) -> Tuple[float, List[Dict[str, object]]]:
     """(current accuracy, up to n new configs near the worst-predicted ones)."""
     errors = cv_errors(state.kernel_type, state.configs, state.latencies_ns, seed, use_sklearn)
     accuracy = float(np.mean(errors <= threshold)) if len(errors) else 0.0
