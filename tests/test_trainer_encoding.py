@@ -6,7 +6,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 from kernels.analysis import analyze
 from kernels.spaces import get_space
-from trainer.encoding import DEFAULT_VOCABULARY, NUMERIC_FEATURES, encode_model, feature_count
+from trainer.encoding import (
+    DEFAULT_VOCABULARY,
+    NUMERIC_FEATURES,
+    encode_model,
+    feature_count,
+)
 from trainer.encoding_cache import EncodingCache
 
 OTHER = len(DEFAULT_VOCABULARY)

@@ -8,7 +8,13 @@ import tarfile
 import pytest
 
 from edge_agent.bundle.pack import pack_bundle
-from edge_agent.bundle.schema import Manifest, MeasurementRecord, ModelRef, ProtocolConfig, RunSettings
+from edge_agent.bundle.schema import (
+    Manifest,
+    MeasurementRecord,
+    ModelRef,
+    ProtocolConfig,
+    RunSettings,
+)
 from kernels.spaces import get_space
 from trainer.cli import main
 from trainer.dataset import Dataset
@@ -48,7 +54,7 @@ def _write_bundle(root):
 @pytest.fixture
 def packed(tmp_path):
     bundle = _write_bundle(tmp_path / "bundle1")
-    archive, _ = pack_bundle(str(bundle))
+    pack_bundle(str(bundle))
     return bundle, tmp_path / "bundle1.tar.gz"
 
 
@@ -96,7 +102,7 @@ def test_archive_with_device_name(packed, tmp_path, capsys):
 
 
 def _assert_refused(args, capsys, words):
-    code, out, err = _run(args, capsys)
+    code, _, err = _run(args, capsys)
     assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert words in err
 

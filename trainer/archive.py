@@ -13,11 +13,9 @@ _CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from edge_agent.bundle.pack import sha256_file as pack_sha256
+
+    return pack_sha256(str(path))
 
 
 def parse_sums(text: str, origin: str) -> Dict[str, str]:

@@ -71,7 +71,8 @@ def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, pa
 def predict(predictor_dir, files, space, archs, spec_files, reference_ms, as_json):
     """Predict the latency of ONNX files, space architectures or specs."""
     from trainer.encoding_cache import EncodingCache
-    from trainer.predicting import encode_inputs, predict as run_predict, resolve_reference_ms
+    from trainer.predicting import encode_inputs, resolve_reference_ms
+    from trainer.predicting import predict as run_predict
     from trainer.predictors.store import load_predictor
 
     predictor, config = load_predictor(predictor_dir)

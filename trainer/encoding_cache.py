@@ -10,8 +10,15 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from trainer.encoding import (DEFAULT_VOCABULARY, ENCODING_VERSION, GraphEncoding, encode_model, model_sha256,
-                              vocabulary_hash)
+from edge_agent.errors import InputError
+from trainer.encoding import (
+    DEFAULT_VOCABULARY,
+    ENCODING_VERSION,
+    GraphEncoding,
+    encode_model,
+    model_sha256,
+    vocabulary_hash,
+)
 
 
 def spec_key(spec: Dict[str, object]) -> str:
@@ -78,9 +85,11 @@ class EncodingCache:
         cached = self.get(sha256)
         if cached is not None:
             return cached
+        from google.protobuf.message import DecodeError
+
         try:
             model = onnx.load_from_string(data)
-        except Exception as exc:  # onnx raises DecodeError and others from protobuf, without a common base
+        except (DecodeError, ValueError, RuntimeError) as exc:
             raise InputError("{}: not an ONNX model ({})".format(path, type(exc).__name__)) from None
         return self.for_model(model, sha256)
 

@@ -7,9 +7,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from edge_agent.bundle.schema import KIND_REFERENCE, Manifest, MeasurementRecord, RunSettings
+from edge_agent.bundle.schema import (
+    KIND_REFERENCE,
+    Manifest,
+    MeasurementRecord,
+    RunSettings,
+)
 from edge_agent.errors import BundleError, InputError
-from trainer.archive import SUMS_NAME, compute_sums, content_hash, safe_extract, sha256_file, verify_sums
+from trainer.archive import (
+    SUMS_NAME,
+    compute_sums,
+    content_hash,
+    safe_extract,
+    sha256_file,
+    verify_sums,
+)
 from trainer.dataset import Dataset, Source
 
 

@@ -8,7 +8,14 @@ import numpy as np
 from trainer.encoding import STATIC_FEATURES, GraphEncoding, feature_count
 from trainer.predictors import register
 from trainer.predictors.base import FitHistory, Predictor, ProgressFn
-from trainer.predictors.torch_fit import numpy_to_state, state_to_numpy, train_module
+from trainer.predictors.torch_fit import (
+    finetune,
+    numpy_to_state,
+    state_to_numpy,
+    train_module,
+)
+
+MIN_FINETUNE_SHOTS = 5
 
 
 def collate(encodings: Sequence[GraphEncoding]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -47,7 +54,10 @@ def _net(in_dim: int, static_dim: int, layers: int, hidden: int, dropout: float)
 @register("gcn")
 class GCNPredictor(Predictor):
     defaults = {"layers": 4, "hidden": 600, "dropout": 0.05, "lr": 5e-4, "weight_decay": 5e-4, "epochs": 250,
-                "patience": 25, "batch_size": 64, "predict_batch_size": 512}
+                "patience": 25, "batch_size": 64, "predict_batch_size": 512,
+                # Few-shot adaptation: steps of fine-tuning the readout head on the new device's samples (0 = only
+                # calibrate). Needs at least MIN_FINETUNE_SHOTS samples.
+                "finetune_steps": 0, "finetune_lr": 1e-3}
 
     def build(self) -> None:
         self.net = _net(feature_count(self.vocabulary), len(STATIC_FEATURES), int(self.hyper["layers"]),
@@ -81,6 +91,17 @@ class GCNPredictor(Predictor):
         with torch.no_grad():
             parts = [self._forward(encodings[i:i + size]).numpy() for i in range(0, len(encodings), size)]
         return np.concatenate(parts) if parts else np.zeros(0)
+
+    def adapt(self, encodings, y, seed) -> None:
+        import torch
+
+        steps = int(self.hyper.get("finetune_steps", 0))
+        if steps and len(y) >= MIN_FINETUNE_SHOTS:
+            torch.manual_seed(seed)
+            self.net.eval()  # no dropout: K samples are too few to regularise that way
+            finetune(self.net.head.parameters(), lambda: self._forward(list(encodings)), np.asarray(y), steps,
+                     float(self.hyper["finetune_lr"]))
+        self.calibrate(encodings, y)
 
     def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         self.net.eval()

@@ -61,3 +61,17 @@ def numpy_to_state(module, tensors: Dict[str, np.ndarray]) -> None:
 
     module.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in tensors.items()})
     module.eval()
+
+
+def finetune(parameters, forward: Callable[[], object], y: np.ndarray, steps: int, lr: float) -> None:
+    """A few full-batch steps on a new device's K samples (log-ratio MSE), only on the given parameters."""
+    import torch
+
+    parameters = list(parameters)
+    target = torch.as_tensor(np.log(y), dtype=torch.float32)
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    for _ in range(steps):
+        loss = torch.nn.functional.mse_loss(forward(), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()

@@ -1,0 +1,122 @@
+"""Benchmark 4 (issue 4): prediction and training speed on this machine's CPU cores.
+
+    .venv/bin/python benchmarks/bench_trainer_speed.py [--work DIR] [--hidden 600 --hidden 128 ...]
+
+1. archs predicted per second, batched, from cached graph encodings (NB201, 15,284 archs), per predictor config —
+   and, separately, the cost of encoding an arch from ONNX (build + shape inference + analysis), which a first
+   prediction of an unseen model pays once;
+2. one ONNX file predicted end to end in-process (read, hash, shape inference, encode, predict; predictor loaded);
+   plus `trainer predict` as a fresh process (dominated by importing torch / torch_geometric);
+3. `fit` wall time for 900 samples (810 train + 90 validation) from cached encodings.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench_trainer_nb201 import DEFAULT_WORK, prepare
+
+
+def _encodings(dataset, device):
+    from trainer.encoding_cache import EncodingCache
+    from trainer.examples import encode_examples, load_examples
+
+    examples = load_examples(dataset, [device])
+    return examples, encode_examples(examples, dataset, EncodingCache(dataset.encodings_dir))
+
+
+def batched_throughput(encodings, kind, hyper, limit):
+    from trainer.predictors import predictor_class
+
+    predictor = predictor_class(kind)(hyper)
+    batch = encodings[:limit]
+    predictor.predict(batch[:64])  # warm-up
+    start = time.perf_counter()
+    predictor.predict(batch)
+    return len(batch) / (time.perf_counter() - start)
+
+
+def encode_cost(n=40):
+    from kernels.spaces import get_space
+    from trainer.encoding import encode_model
+
+    space = get_space("nb201")
+    start = time.perf_counter()
+    for spec in space.sample(n, seed=11):
+        encode_model(space.build(spec))
+    return (time.perf_counter() - start) / n
+
+
+def end_to_end(pred_dir, work):
+    import onnx
+
+    from kernels.spaces import get_space
+    from trainer.encoding_cache import EncodingCache
+    from trainer.predicting import predict, resolve_reference_ms
+    from trainer.predictors.store import load_predictor
+
+    space = get_space("nb201")
+    files = []
+    for i, spec in enumerate(space.sample(10, seed=12)):
+        files.append(work / "e2e-{}.onnx".format(i))
+        onnx.save(space.build(spec), str(files[-1]))
+    predictor, config = load_predictor(pred_dir)
+    reference = resolve_reference_ms(predictor, config, None)
+    times = []
+    for path in files:
+        start = time.perf_counter()
+        predict(predictor, [EncodingCache(None).for_file(path)], reference)
+        times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).parent / "trainer"), "predict", "--predictor", str(pred_dir),
+                    str(files[0])], check=True, capture_output=True)
+    return statistics.median(times) * 1000, max(times) * 1000, time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="pixel3")
+    parser.add_argument("--hidden", type=int, action="append", default=None)
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    args = parser.parse_args()
+
+    import torch
+
+    from trainer.fitting import fit
+
+    dataset = prepare(args.work, [args.device])
+    _, encodings = _encodings(dataset, args.device)
+    report = {"torch_threads": torch.get_num_threads(), "archs": len(encodings)}
+    for hidden in args.hidden or [600, 128, 64]:
+        limit = 2048 if hidden >= 600 else len(encodings)
+        rate = batched_throughput(encodings, "gcn", {"hidden": hidden}, limit)
+        report["gcn_{}_archs_per_s".format(hidden)] = round(rate)
+        print("gcn 4x{}: {:,.0f} archs/s batched (cached encodings, {} archs)".format(hidden, rate, limit), flush=True)
+    for kind in ("mlp", "flops"):
+        rate = batched_throughput(encodings, kind, None, len(encodings))
+        report["{}_archs_per_s".format(kind)] = round(rate)
+        print("{}: {:,.0f} archs/s batched".format(kind, rate), flush=True)
+    cost = encode_cost()
+    report["encode_from_onnx_ms"] = round(cost * 1000, 1)
+    print("encoding one NB201 arch from ONNX (build + analyze): {:.1f} ms".format(cost * 1000), flush=True)
+    for hidden in (128,):
+        out = args.work / "pred-speed-{}".format(hidden)
+        start = time.perf_counter()
+        result = fit(dataset, [args.device], "gcn", 900, 0, {"hidden": hidden}, out)
+        wall = time.perf_counter() - start
+        report["fit_900_gcn_{}_s".format(hidden)] = round(wall, 1)
+        print("fit gcn 4x{} on 900 samples: {:.0f} s ({} epochs)".format(hidden, wall, result.history.epochs),
+              flush=True)
+        median_ms, worst_ms, cli_s = end_to_end(out, args.work)
+        report.update({"onnx_predict_in_process_ms": round(median_ms, 1), "onnx_predict_cli_s": round(cli_s, 2)})
+        print("one ONNX predict end to end, in process: median {:.1f} ms (worst {:.1f}); `trainer predict` process: "
+              "{:.2f} s".format(median_ms, worst_ms, cli_s), flush=True)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
