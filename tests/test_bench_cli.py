@@ -34,11 +34,18 @@ def test_bench_with_reference_appends_interleaved_record(tmp_path, tiny_models, 
     assert manifest.settings.runtime == runtime and manifest.fingerprint["device_key"]
 
 
-def test_second_bench_appends_to_the_same_bundle(tmp_path, tiny_models):
+def test_second_bench_appends_and_a_repeat_resumes(tmp_path, tiny_models):
     out = str(tmp_path / "bundle")
     for model in tiny_models[:2]:
         assert run_cli("edge_agent", "bench", model, "--out", out, *FAST).returncode == 0
     assert len(read_records(out).records) == 2
+    repeat = run_cli("edge_agent", "bench", tiny_models[0], "--out", out, *FAST)
+    assert repeat.returncode == 0 and "already measured" in repeat.stdout
+    assert len(read_records(out).records) == 2
+    other_threads = run_cli("edge_agent", "bench", tiny_models[0], "--out", out, "--threads", "2", *FAST)
+    assert other_threads.returncode == 0 and len(read_records(out).records) == 3
+    assert run_cli("edge_agent", "bench", tiny_models[0], "--out", out, "--again", *FAST).returncode == 0
+    assert len(read_records(out).records) == 4
 
 
 def _one_line_error(result):

@@ -18,9 +18,14 @@ from edge_agent.onnx_io import load_model
               help="Bundle directory (created, or appended to).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,..",
               help="Fix a dynamic input's shape (repeatable).")
+@click.option("--again", is_flag=True,
+              help="Measure even if the bundle already has a valid record of this model under the same settings.")
 @measurement_options
-def bench(model_path, reference_path, out, input_shapes, **options):
-    """Measure MODEL.onnx and append its record to the bundle at --out."""
+def bench(model_path, reference_path, out, input_shapes, again, **options):
+    """Measure MODEL.onnx and append its record to the bundle at --out.
+
+    Re-running the same command on the same bundle shows the valid record it already has (resume); --again measures
+    anew and appends a second record."""
     from rich.console import Console
 
     shapes = input_shape_list(input_shapes)
@@ -32,11 +37,18 @@ def bench(model_path, reference_path, out, input_shapes, **options):
         if reference is not None:
             reference_item = stored_item(session.bundle, reference, reference.sha256, KIND_REFERENCE,
                                          name=os.path.basename(reference_path))
-        from edge_agent.measure.runner import measure_item
+        from edge_agent.measure.runner import measure_item, valid_records
         from edge_agent.report import record_table
 
-        record = measure_item(session, item, reference_item)
-    Console().print(record_table(record, title="edge-agent bench → {}".format(out)))
+        done = valid_records(session.bundle.records().records, session.settings,
+                             reference_item.ref.item_id if reference_item else None)
+        title = "edge-agent bench → {}".format(out)
+        if item.ref.item_id in done and not again:
+            record = done[item.ref.item_id]
+            title += " (already measured; --again to measure anew)"
+        else:
+            record = measure_item(session, item, reference_item)
+    Console().print(record_table(record, title=title))
     if record.status == STATUS_FAILED:
         raise AgentError(record.error or "measurement failed")
     return 0 if record.status == STATUS_OK else EXIT_INVALID

@@ -41,6 +41,22 @@ class Session:
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
+def same_settings(a: RunSettings, b: RunSettings) -> bool:
+    keys = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision", "input_seed")
+    return all(getattr(a, key) == getattr(b, key) for key in keys)
+
+
+def valid_records(records: List[MeasurementRecord], settings: RunSettings,
+                  reference_id: Optional[str]) -> Dict[str, MeasurementRecord]:
+    """The latest valid record per item under the same settings and reference: what a re-run skips."""
+    found = {}
+    for record in records:
+        reference = record.reference.item_id if record.reference is not None else None
+        if record.status == STATUS_OK and reference == reference_id and same_settings(record.settings, settings):
+            found[record.item_id] = record
+    return found
+
+
 def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 

@@ -2,10 +2,10 @@
 
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Set
+from typing import List, Optional
 
-from edge_agent.bundle.schema import STATUS_FAILED, STATUS_OK, MeasurementRecord, RunSettings
-from edge_agent.measure.runner import Item, Session, measure_item
+from edge_agent.bundle.schema import STATUS_FAILED, STATUS_OK, MeasurementRecord
+from edge_agent.measure.runner import Session, measure_item, valid_records
 from edge_agent.profile.plan import Plan
 from edge_agent.stats import interleaved_ratio, summarize
 
@@ -29,22 +29,10 @@ class Outcome:
         return summarize(self.closing.samples_ns).median_ns / summarize(self.opening.samples_ns).median_ns - 1
 
 
-def same_settings(a: RunSettings, b: RunSettings) -> bool:
-    keys = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision", "input_seed")
-    return all(getattr(a, key) == getattr(b, key) for key in keys)
-
-
-def already_measured(records: List[MeasurementRecord], settings: RunSettings, reference_id: str) -> Set[str]:
-    """Items with a valid interleaved record under the same settings: a re-run skips exactly these."""
-    return {r.item_id for r in records
-            if r.status == STATUS_OK and r.reference is not None and r.reference.item_id == reference_id
-            and same_settings(r.settings, settings)}
-
-
 def run_profile(session: Session, plan: Plan, budget_s: Optional[float], progress=None) -> Outcome:
     """`progress(record, done, total)` is called after each item; the budget is checked before each item."""
     started = time.monotonic()
-    done = already_measured(session.bundle.records().records, session.settings, plan.reference.ref.item_id)
+    done = valid_records(session.bundle.records().records, session.settings, plan.reference.ref.item_id)
     pending = [item for item in plan.items if item.ref.item_id not in done]
     outcome = Outcome(skipped=len(plan.items) - len(pending))
     if not pending:
