@@ -47,6 +47,7 @@ def fit(dataset: Dataset, devices: Sequence[str], kind: str, train_size: Optiona
         raise InputError("no valid measurements for device(s) {}".format(", ".join(devices)))
     train_ids, val_ids = split_items([e.item_id for e in examples], train_size, seed)
     predictor = predictor_class(kind)(hyper)
+    predictor.prepare(dataset, devices)
     cache = EncodingCache(dataset.encodings_dir, predictor.vocabulary)
     train = [e for e in examples if e.item_id in set(train_ids)]
     val = [e for e in examples if e.item_id in set(val_ids)]

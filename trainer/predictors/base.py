@@ -33,6 +33,10 @@ class Predictor:
     def build(self) -> None:
         """Create the kind's model from self.hyper and self.vocabulary (kinds with weights override this)."""
 
+    def prepare(self, dataset, devices: Sequence[str]) -> None:
+        """Called by `trainer fit` before `fit` with the dataset and training devices: kinds that learn from more
+        than whole-model examples (kernel records, for a lookup table) read them here."""
+
     def fit(self, train: Sequence[GraphEncoding], train_y: np.ndarray, val: Sequence[GraphEncoding],
             val_y: np.ndarray, seed: int, progress: Optional[ProgressFn] = None) -> FitHistory:
         raise NotImplementedError

@@ -31,20 +31,24 @@ def collate(encodings: Sequence[GraphEncoding]) -> Tuple[np.ndarray, np.ndarray,
 def _net(in_dim: int, static_dim: int, layers: int, hidden: int, dropout: float):
     import torch
     from torch_geometric.nn import GCNConv
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
     class GCNNet(torch.nn.Module):
         def __init__(self):
             super().__init__()
             for name, size in (("x_mean", in_dim), ("x_std", in_dim), ("s_mean", static_dim), ("s_std", static_dim)):
                 self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
-            self.convs = torch.nn.ModuleList(GCNConv(in_dim if i == 0 else hidden, hidden) for i in range(layers))
+            # The symmetric normalisation is the same for every layer: computed once per batch in forward().
+            self.convs = torch.nn.ModuleList(GCNConv(in_dim if i == 0 else hidden, hidden, normalize=False)
+                                             for i in range(layers))
             self.head = torch.nn.Sequential(torch.nn.Linear(hidden + static_dim, hidden), torch.nn.ReLU(),
                                             torch.nn.Linear(hidden, 1))
 
         def forward(self, x, edge_index, glob, static):
             h = (x - self.x_mean) / self.x_std
+            edge_index, weight = gcn_norm(edge_index, None, x.shape[0], add_self_loops=True)
             for conv in self.convs:
-                h = torch.nn.functional.dropout(torch.relu(conv(h, edge_index)), dropout, self.training)
+                h = torch.nn.functional.dropout(torch.relu(conv(h, edge_index, weight)), dropout, self.training)
             s = (static - self.s_mean) / self.s_std
             return self.head(torch.cat([h[glob], s], dim=1)).squeeze(1)
 
