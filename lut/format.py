@@ -1,13 +1,14 @@
-"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 1:
+"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 2:
 
-  format, format_version      "edge-latency-lut", 1
+  format, format_version      "edge-latency-lut", 2
   settings                    the RunSettings the kernels were measured under (runtime, version, threads, level)
   absorbed                    [[head class, class], ...]: the fusion rules used to partition models into kernels
   call_overhead_ns            cost of one empty model call, taken off every kernel measurement
   model_overhead_ns           the fitted per-model term added to a model's kernel sum
   exact                       {kernel key: latency_ns}; a key is canonical JSON {"kind": ..., "config": {...}}
   kinds                       {kind: {"feature_names": [...], "arrays": {name: {"shape": [...], "data": [...]}}}}
-                              (lut.regressor: ridge coef, feature mean/scale, measured points and residuals)
+                              (edge_agent.kernelprof.regressor: roofline [a, b, c], the forest's node table
+                              [feature, threshold, left, right, value] per row, tree roots, out-of-bag errors)
   fallback_coef               [a, b, c]: ns = a + b * MFLOPs + c * KB moved, for kinds with no regressor
   skipped                     kernel samples that were not a single kernel under these rules
 """
@@ -22,7 +23,7 @@ from edge_agent.errors import InputError
 from lut.table import KernelLUT, KindModel
 
 LUT_FORMAT = "edge-latency-lut"
-LUT_FORMAT_VERSION = 1
+LUT_FORMAT_VERSION = 2  # 2: tree-forest regressor arrays (1 held ridge + neighbours)
 
 
 def lut_to_dict(table: KernelLUT) -> Dict[str, Any]:

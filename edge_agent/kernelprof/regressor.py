@@ -1,23 +1,29 @@
-"""Latency between measured configurations, in three layers: a non-negative roofline (ns = a + b*FLOPs + c*bytes),
-a ridge regression of the log of what the roofline misses on log-scaled config features, and the k nearest measured
-configurations' remaining residuals added back (exact at measured points, fading with distance from them).
-numpy only, and every fitted quantity is a plain array, so the LUT file holds it as JSON lists."""
+"""Latency between measured configurations, in two layers: a non-negative roofline (ns = a + b*FLOPs + c*bytes) fitted
+to the kernels it explains, and a bagged forest of regression trees on the log of what the roofline misses.
+
+Why trees: what a roofline misses on real kernels is steps in sub-regions of the config space (a cache size crossed,
+a channel count off the vector width, a fast path for small maps), which axis-aligned splits represent and a smooth
+model smears over the whole space. The roofline carries the trend, so predictions outside the measured range still
+scale with the work. numpy only, every fitted quantity is a plain array (the LUT file holds them as JSON lists), and
+the bagging gives each measured config an out-of-bag prediction: the error estimate adaptive sampling steers by.
+"""
 
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 _NUMERIC = ("hw", "cin", "cout", "kernel", "stride", "groups")
 _CATEGORICAL = ("act", "with")
-RIDGE = 1e-2
-NEIGHBOURS = 4
-FADE = 3.0  # distance (in feature standard deviations) over which neighbours' residuals fade
+TREES = 24
+MAX_DEPTH = 8
+MIN_LEAF = 2
+TRIM_QUANTILE = 0.6  # the roofline is refitted on the kernels it explains best, so steps do not bend it
 
 
 def feature_names(configs: Sequence[Dict[str, object]]) -> List[str]:
-    """Numeric fields present in the configs, log FLOPs and bytes, and one column per categorical value seen."""
-    names = [f for f in _NUMERIC if any(f in c for c in configs)] + ["flops", "bytes"]
+    """Numeric fields present in the configs, log FLOPs, bytes and weights, and one column per categorical value seen."""
+    names = [f for f in _NUMERIC if any(f in c for c in configs)] + ["flops", "bytes", "weights"]
     for field in _CATEGORICAL:
         names += sorted({"{}={}".format(field, _category(c[field])) for c in configs if field in c})
     return names
@@ -27,6 +33,12 @@ def _category(value) -> str:
     return "+".join(value) if isinstance(value, list) else str(value)
 
 
+def _weights(config: Dict[str, object]) -> float:
+    """Weight count: whether the weights fit a cache is a cliff that activations and FLOPs do not show."""
+    number = [float(np.mean(config.get(key, 1))) for key in ("cin", "cout", "kernel", "groups")]
+    return number[0] * number[1] * number[2] ** 2 / max(number[3], 1.0)
+
+
 def features(config: Dict[str, object], flops: int, bytes_moved: int, names: Sequence[str]) -> np.ndarray:
     row = []
     for name in names:
@@ -34,6 +46,8 @@ def features(config: Dict[str, object], flops: int, bytes_moved: int, names: Seq
             row.append(math.log1p(flops))
         elif name == "bytes":
             row.append(math.log1p(bytes_moved))
+        elif name == "weights":
+            row.append(math.log1p(_weights(config)))
         elif "=" in name:
             field, value = name.split("=", 1)
             row.append(1.0 if field in config and _category(config[field]) == value else 0.0)
@@ -43,13 +57,7 @@ def features(config: Dict[str, object], flops: int, bytes_moved: int, names: Seq
     return np.asarray(row, dtype=np.float64)
 
 
-def roofline(flops: np.ndarray, bytes_moved: np.ndarray, latency_ns: np.ndarray) -> np.ndarray:
-    """[a, b, c] >= 0 by least squares on relative error (rows divided by the latency, so a few large kernels do not
-    decide the fit for the small ones), dropping the most negative term until none is (a kernel never gets faster
-    with more work). Units: ns, ns per MFLOP, ns per KB."""
-    latency_ns = np.asarray(latency_ns, dtype=np.float64)
-    x = np.stack([np.ones(len(flops)), np.asarray(flops) / 1e6, np.asarray(bytes_moved) / 1e3], axis=1)
-    x, target = x / latency_ns[:, None], np.ones(len(latency_ns))
+def _nonnegative_lstsq(x: np.ndarray, target: np.ndarray) -> np.ndarray:
     active, coef = [0, 1, 2], np.zeros(3)
     while active:
         solution = np.linalg.lstsq(x[:, active], target, rcond=None)[0]
@@ -60,33 +68,94 @@ def roofline(flops: np.ndarray, bytes_moved: np.ndarray, latency_ns: np.ndarray)
     return coef
 
 
+def roofline(flops, bytes_moved, latency_ns) -> np.ndarray:
+    """[a, b, c] >= 0 by least squares on relative error (rows divided by the latency, so a few large kernels do not
+    decide the fit for the small ones), dropping the most negative term until none is (a kernel never gets faster
+    with more work); refitted twice on the kernels it explains best. Units: ns, ns per MFLOP, ns per KB."""
+    latency_ns = np.asarray(latency_ns, dtype=np.float64)
+    x = np.stack([np.ones(len(latency_ns)), np.asarray(flops) / 1e6, np.asarray(bytes_moved) / 1e3], axis=1)
+    x = x / latency_ns[:, None]
+    keep = np.ones(len(latency_ns), dtype=bool)
+    for _ in range(3):
+        coef = _nonnegative_lstsq(x[keep], np.ones(int(keep.sum())))
+        miss = np.abs(np.log(np.maximum(x @ coef, 1e-12)))
+        keep = miss <= max(float(np.quantile(miss, TRIM_QUANTILE)), 0.05)
+        if keep.sum() < 3:
+            break
+    return coef
+
+
 def roofline_ns(coef: np.ndarray, flops, bytes_moved) -> np.ndarray:
     return np.maximum(coef[0] + coef[1] * np.asarray(flops) / 1e6 + coef[2] * np.asarray(bytes_moved) / 1e3, 1.0)
 
 
-def fit(x: np.ndarray, latency_ns: np.ndarray, flops: np.ndarray, bytes_moved: np.ndarray) -> Dict[str, np.ndarray]:
+def _best_split(x: np.ndarray, y: np.ndarray) -> Tuple[int, float, float]:
+    """(feature, threshold, gain) of the split that lowers the squared error most; feature -1 when none does."""
+    best = (-1, 0.0, 1e-12)
+    n, total = len(y), y.sum()
+    for feature in range(x.shape[1]):
+        order = np.argsort(x[:, feature], kind="mergesort")
+        values, sums = x[order, feature], np.cumsum(y[order])[:-1]
+        left = np.arange(1, n)
+        gain = sums ** 2 / left + (total - sums) ** 2 / (n - left) - total ** 2 / n
+        valid = (values[1:] > values[:-1]) & (left >= MIN_LEAF) & (n - left >= MIN_LEAF)
+        if valid.any():
+            i = int(np.argmax(np.where(valid, gain, -np.inf)))
+            if gain[i] > best[2]:
+                best = (feature, float((values[i] + values[i + 1]) / 2), float(gain[i]))
+    return best
+
+
+def _grow(x: np.ndarray, y: np.ndarray, nodes: List[List[float]], depth: int) -> int:
+    """Appends the subtree's nodes [feature, threshold, left, right, value] and returns its root's index."""
+    index = len(nodes)
+    nodes.append([-1.0, 0.0, -1.0, -1.0, float(y.mean())])
+    if depth >= MAX_DEPTH or len(y) < 2 * MIN_LEAF:
+        return index
+    feature, threshold, _ = _best_split(x, y)
+    if feature >= 0:
+        mask = x[:, feature] <= threshold
+        left = _grow(x[mask], y[mask], nodes, depth + 1)
+        right = _grow(x[~mask], y[~mask], nodes, depth + 1)
+        nodes[index][:4] = [float(feature), threshold, float(left), float(right)]
+    return index
+
+
+def _tree_predict(nodes: np.ndarray, root: int, x: np.ndarray) -> np.ndarray:
+    at = np.full(len(x), root, dtype=np.int64)
+    for _ in range(MAX_DEPTH + 1):
+        feature = nodes[at, 0].astype(np.int64)
+        inner = feature >= 0
+        if not inner.any():
+            break
+        go_left = x[np.arange(len(x)), np.maximum(feature, 0)] <= nodes[at, 1]
+        at = np.where(inner, np.where(go_left, nodes[at, 2], nodes[at, 3]).astype(np.int64), at)
+    return nodes[at, 4]
+
+
+def fit(x: np.ndarray, latency_ns: np.ndarray, flops, bytes_moved, seed: int = 0) -> Dict[str, np.ndarray]:
+    """The roofline, the forest's node table (all trees, roots listed in "roots"), and "oob": every measured config's
+    relative error predicted by the trees whose bootstrap left it out (nan if all drew it)."""
     latency_ns = np.maximum(np.asarray(latency_ns, dtype=np.float64), 1.0)
     roof = roofline(flops, bytes_moved, latency_ns)
     y = np.log(latency_ns) - np.log(roofline_ns(roof, flops, bytes_moved))
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    penalty = RIDGE * np.eye(z.shape[1])
-    penalty[-1, -1] = 0.0  # never shrink the intercept
-    coef = np.linalg.solve(z.T @ z + penalty, z.T @ y)
-    return {"roofline": roof, "mean": mean, "scale": scale, "coef": coef, "points": z[:, :-1],
-            "residuals": y - z @ coef}
+    rng = np.random.RandomState(seed)
+    nodes: List[List[float]] = []
+    roots, oob_sum, oob_count = [], np.zeros(len(y)), np.zeros(len(y))
+    for _ in range(TREES):
+        drawn = rng.randint(len(y), size=len(y))
+        roots.append(_grow(x[drawn], y[drawn], nodes, 0))
+        out = np.setdiff1d(np.arange(len(y)), drawn)
+        table = np.asarray(nodes, dtype=np.float64)
+        oob_sum[out] += _tree_predict(table, roots[-1], x[out])
+        oob_count[out] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        oob = np.abs(np.expm1(oob_sum / oob_count - y))
+    return {"roofline": roof, "nodes": np.asarray(nodes, dtype=np.float64), "roots": np.asarray(roots, dtype=np.float64),
+            "oob": oob}
 
 
 def predict(model: Dict[str, np.ndarray], x: np.ndarray, flops, bytes_moved) -> np.ndarray:
-    z = (np.atleast_2d(x) - model["mean"]) / model["scale"]
-    base = np.hstack([z, np.ones((len(z), 1))]) @ model["coef"]
-    distances = np.sqrt(((z[:, None, :] - model["points"][None, :, :]) ** 2).sum(axis=2))
-    k = min(NEIGHBOURS, distances.shape[1])
-    nearest = np.argsort(distances, axis=1)[:, :k]
-    d = np.take_along_axis(distances, nearest, axis=1)
-    weights = 1.0 / (d + 1e-6)
-    correction = (weights * model["residuals"][nearest]).sum(axis=1) / weights.sum(axis=1)
-    # far from every measured point the residuals say nothing: fade them out with distance
-    correction *= np.exp(-d.min(axis=1) / FADE)
-    return roofline_ns(model["roofline"], flops, bytes_moved) * np.exp(base + correction)
+    x = np.atleast_2d(x)
+    trees = [_tree_predict(model["nodes"], int(root), x) for root in model["roots"]]
+    return roofline_ns(model["roofline"], flops, bytes_moved) * np.exp(np.mean(trees, axis=0))

@@ -14,8 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from edge_agent.bundle.schema import KIND_KERNEL, KIND_REFERENCE, STATUS_OK, MeasurementRecord, ModelRef
 from edge_agent.kernelprof.sampler import RoundReport, run_sampling
 from edge_agent.kernelprof.space import OVERHEAD_SPEC, REFERENCE_SPEC, spec, spec_id
-from edge_agent.measure.runner import Item, Session, measure_item
-from edge_agent.profile.run import already_measured
+from edge_agent.measure.runner import Item, Session, measure_item, valid_records
 from edge_agent.stats import summarize
 
 
@@ -66,9 +65,8 @@ def profile_kernels(session: Session, plan: SamplingPlan, budget_s: Optional[flo
                     progress: Optional[Callable[[MeasurementRecord, int, int], None]] = None) -> KernelOutcome:
     started = time.monotonic()
     reference = kernel_item(session, REFERENCE_SPEC, KIND_REFERENCE)
-    records = session.bundle.records().records
-    done = already_measured(records, session.settings, reference.ref.item_id)
-    known = {r.item_id: summarize(r.samples_ns).median_ns for r in records if r.item_id in done and r.valid}
+    done = valid_records(session.bundle.records().records, session.settings, reference.ref.item_id)
+    known = {item_id: summarize(r.samples_ns).median_ns for item_id, r in done.items()}
     outcome = KernelOutcome()
     planned = len(plan.kernel_types) * plan.per_type + 1
 

@@ -1,10 +1,11 @@
-"""Adaptive kernel sampling (nn-Meter): start from the prior plus uniform coverage, fit a regressor, estimate each
-measured config's error by cross-validation, and sample near the configs predicted worse than the threshold.
+"""Adaptive kernel sampling (nn-Meter): start from the prior plus uniform coverage, fit the LUT's regressor (roofline
+plus a forest of trees on its residual), take each measured config's out-of-bag error, and sample near the configs
+predicted worse than the threshold (channels x[0.5, 1.2), other dims kept), most of each batch near the worst.
 
 The loop only sees `measure(kernel_type, configs) -> latencies_ns`, so it runs the same on the board (where a
 resumed run answers already-measured configs from the bundle) and on a synthetic cost function in tests.
-scikit-learn (the `agent-sampling` extra) gives nn-Meter's random forest with out-of-bag errors; without it a numpy
-ridge + nearest-neighbour regressor with 5-fold errors stands in.
+scikit-learn (the `agent-sampling` extra) gives a faster random forest for the out-of-bag errors; without it the
+numpy forest of edge_agent.kernelprof.regressor gives the same kind of estimate.
 """
 
 import json
@@ -18,7 +19,7 @@ from edge_agent.kernelprof import regressor
 from edge_agent.kernelprof.space import cost, draw, sample_near, sample_prior, sample_uniform
 
 Measure = Callable[[str, List[Dict[str, object]]], List[float]]
-FOLDS = 5
+MIN_POINTS = 5
 
 
 @dataclass
@@ -55,27 +56,24 @@ def _design(kernel_type: str, configs: Sequence[Dict[str, object]]):
 
 def cv_errors(kernel_type: str, configs: Sequence[Dict[str, object]], latencies: Sequence[float],
               seed: int = 0, use_sklearn: Optional[bool] = None) -> np.ndarray:
-    """|predicted - measured| / measured for every config, each predicted by a model that did not see it."""
+    """|predicted - measured| / measured for every config, each predicted by the trees whose bootstrap left it out
+    (inf where every tree drew it). The model is the LUT's: a roofline plus trees on its log residual."""
     y = np.asarray(latencies, dtype=np.float64)
-    if len(y) < FOLDS:
+    if len(y) < MIN_POINTS:
         return np.full(len(y), np.inf)
     x, flops, nbytes = _design(kernel_type, configs)
     if use_sklearn is None:
         use_sklearn = _sklearn_available()
-    if use_sklearn:
-        from sklearn.ensemble import RandomForestRegressor
+    if not use_sklearn:
+        errors = regressor.fit(x, y, flops, nbytes, seed)["oob"]
+        return np.where(np.isfinite(errors), errors, np.inf)
+    from sklearn.ensemble import RandomForestRegressor
 
-        forest = RandomForestRegressor(n_estimators=100, oob_score=True, random_state=seed, min_samples_leaf=1)
-        forest.fit(x, np.log(y))
-        predicted = np.exp(forest.oob_prediction_)
-    else:
-        predicted = np.empty_like(y)
-        folds = np.random.RandomState(seed).permutation(len(y)) % FOLDS
-        for fold in range(FOLDS):
-            held = folds == fold
-            model = regressor.fit(x[~held], y[~held], flops[~held], nbytes[~held])
-            predicted[held] = regressor.predict(model, x[held], flops[held], nbytes[held])
-    return np.abs(predicted - y) / y
+    residual = np.log(y) - np.log(regressor.roofline_ns(regressor.roofline(flops, nbytes, y), flops, nbytes))
+    forest = RandomForestRegressor(n_estimators=100, oob_score=True, random_state=seed, max_features=None,
+                                   min_samples_leaf=regressor.MIN_LEAF)
+    forest.fit(x, residual)
+    return np.abs(np.expm1(forest.oob_prediction_ - residual))
 
 
 def _sklearn_available() -> bool:
