@@ -1,0 +1,162 @@
+"""Kernel-LUT benchmark: (1) adaptive vs random kernel sampling at equal budget on synthetic costs with the structure
+real kernels have; (2) for one runtime, LUT predictions vs whole-model measurements from `edge-agent profile` on
+cifar-supernet subnets and on the kernels.zoo architectures (no kernel sample drawn from them), next to a FLOPs-linear
+baseline, scored in absolute ms and as the ratio to the interleaved reference. Prints markdown tables.
+
+  .venv/bin/python benchmarks/bench_lut.py synthetic
+  .venv/bin/python benchmarks/bench_lut.py device --runtime ort --work /tmp/lut-ort [--kernel-samples 60 --subnets 40]
+"""
+
+import argparse
+import glob
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QUICK = ["--protocol", "quick"]
+
+
+def _fast_path(c):
+    return c["hw"] <= 14 and c["cin"] >= 256
+
+
+def _weight_cache(c):
+    return c["cin"] * c.get("cout", 1) * c["kernel"] ** 2 * 4 > 2 ** 21
+
+
+def _cost(region):
+    from edge_agent.kernelprof.space import cost
+
+    def measure(kernel_type, configs):
+        return [(5e3 + cost(kernel_type, c)[0] / 20 + cost(kernel_type, c)[1] / 4) * (2.5 if region(c) else 1.0)
+                for c in configs]
+    return measure
+
+
+def _held_out(state, test, measure):
+    from edge_agent.kernelprof import regressor
+    from edge_agent.kernelprof.sampler import _design
+
+    x, flops, nbytes = _design("conv", state.configs + test)
+    n = len(state.configs)
+    model = regressor.fit(x[:n], np.asarray(state.latencies_ns), flops[:n], nbytes[:n])
+    error = np.abs(regressor.predict(model, x[n:], flops[n:], nbytes[n:]) / np.asarray(measure("conv", test)) - 1)
+    return float(error.mean()), float((error <= 0.1).mean())
+
+
+def synthetic(seeds: int = 5) -> None:
+    from edge_agent.kernelprof.sampler import initial_configs, run_sampling
+
+    test = initial_configs("conv", 300, 999)
+    print("| cost function | budget | adaptive mean err | random mean err | adaptive ±10% | random ±10% |")
+    print("|---|---|---|---|---|---|")
+    for label, region in (("x2.5 fast path lost (hw<=14, cin>=256)", _fast_path),
+                          ("x2.5 weights > 2 MiB (diagonal cliff)", _weight_cache)):
+        measure = _cost(region)
+        for budget in (50, 80, 120):
+            row = {}
+            for adaptive in (True, False):
+                runs = [_held_out(run_sampling("conv", measure, budget=budget, initial=30, batch=10, seed=s,
+                                               adaptive=adaptive, target_accuracy=1.01, use_sklearn=False), test,
+                                  measure) for s in range(seeds)]
+                row[adaptive] = np.mean(runs, axis=0)
+            print("| {} | {} | {:.3f} | {:.3f} | {:.1%} | {:.1%} |".format(
+                label, budget, row[True][0], row[False][0], row[True][1], row[False][1]))
+
+
+def _cli(*args) -> float:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "edge_agent"] + list(args), check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def _onnx_by_sha(*dirs):
+    found = {}
+    for d in dirs:
+        for path in glob.glob(os.path.join(d, "**", "*.onnx"), recursive=True):
+            with open(path, "rb") as handle:
+                found[hashlib.sha256(handle.read()).hexdigest()] = path
+    return found
+
+
+def _measured(bundle, models_dir):
+    """[(onnx model, measured ns, measured ratio to the reference, reference onnx)] of the bundle's valid records."""
+    import onnx
+
+    from edge_agent.bundle.store import read_records
+    from edge_agent.stats import interleaved_ratio, summarize
+
+    paths = _onnx_by_sha(bundle, models_dir)
+    rows = []
+    for r in read_records(bundle).records:
+        if r.valid and r.item_kind == "model" and r.reference_samples_ns and r.model.model_sha256 in paths:
+            rows.append((onnx.load(paths[r.model.model_sha256]), summarize(r.samples_ns).median_ns,
+                         interleaved_ratio(r.samples_ns, r.reference_samples_ns),
+                         onnx.load(paths[r.reference.model_sha256]), r.model.name))
+    return rows
+
+
+def _share(predicted, measured):
+    return float(np.mean(np.abs(np.asarray(predicted) / np.asarray(measured) - 1) <= 0.1))
+
+
+def device(args) -> None:
+    from kernels import zoo
+    from kernels.analysis import model_flops
+    from lut.build import lut_from_bundles
+
+    common = ["--runtime", args.runtime] + QUICK
+    kb, sb, zb, zdir = (os.path.join(args.work, n) for n in ("kernels", "supernet", "zoo", "zoo-models"))
+    os.makedirs(zdir, exist_ok=True)
+    for name in zoo.NAMES:
+        with open(os.path.join(zdir, name + ".onnx"), "wb") as handle:
+            handle.write(zoo.build(name, hw=args.hw).SerializeToString())
+    ref = os.path.join(args.work, "reference.onnx")
+    with open(ref, "wb") as handle:
+        handle.write(zoo.build("mobilenet_v2", hw=args.hw, seed=1).SerializeToString())
+    minutes = {"kernels": _cli("profile", "--kernels", "--kernel-samples", str(args.kernel_samples), "--out", kb,
+                               *common) / 60}
+    minutes["fusion"] = _cli("detect-fusion", "--out", kb, *common) / 60
+    minutes["supernet"] = _cli("profile", "--subnets", str(args.subnets), "--out", sb, *common) / 60
+    minutes["zoo"] = _cli("profile", "--models", zdir, "--reference", ref, "--out", zb, *common) / 60
+    table = lut_from_bundles([kb])
+    sets = {"cifar-supernet": _measured(sb, sb), "zoo ({} archs, {}x{})".format(len(zoo.NAMES), args.hw, args.hw):
+            _measured(zb, zdir)}
+    train = sets["cifar-supernet"][::2]  # the overhead term and the FLOPs baseline see half the subnets only
+    table.fit_overhead([m for m, *_ in train], [ns for _, ns, *_ in train])
+    flops = np.array([model_flops(m) for m, *_ in train], dtype=np.float64)
+    slope, intercept = np.polyfit(flops, [ns for _, ns, *_ in train], 1)
+    print("| set | models | LUT ±10% (ms) | FLOPs-linear ±10% (ms) | LUT ±10% (ratio to ref) | FLOPs ±10% (ratio) |")
+    print("|---|---|---|---|---|---|")
+    for label, rows in sets.items():
+        rows = rows[1::2] if label == "cifar-supernet" else rows
+        lut = np.array([table.predict_model(m)[0] for m, *_ in rows])
+        lin = np.array([intercept + slope * model_flops(m) for m, *_ in rows])
+        ref_lut = np.array([table.predict_model(r)[0] for *_, r, _ in rows])
+        ref_lin = np.array([intercept + slope * model_flops(r) for *_, r, _ in rows])
+        measured, ratio = np.array([ns for _, ns, *_ in rows]), np.array([q for _, _, q, *_ in rows])
+        print("| {} | {} | {:.1%} | {:.1%} | {:.1%} | {:.1%} |".format(
+            label, len(rows), _share(lut, measured), _share(lin, measured), _share(lut / ref_lut, ratio),
+            _share(lin / ref_lin, ratio)))
+    print("\nprofiling minutes: " + ", ".join("{} {:.1f}".format(k, v) for k, v in minutes.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("synthetic", "device"))
+    parser.add_argument("--runtime", choices=("ort", "mnn"), default="ort")
+    parser.add_argument("--work", default="/tmp/bench-lut")
+    parser.add_argument("--kernel-samples", type=int, default=60)
+    parser.add_argument("--subnets", type=int, default=40)
+    parser.add_argument("--hw", type=int, default=96)
+    args = parser.parse_args()
+    synthetic() if args.what == "synthetic" else device(args)
+
+
+if __name__ == "__main__":
+    main()
