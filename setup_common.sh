@@ -117,6 +117,8 @@ install_agent() {
     # Old pips (Ubuntu 20.04 ships 20.0) do not know the manylinux_2_28 tag of current onnxruntime wheels.
     run "$VENV/bin/python" -m pip install 'pip>=21.3'
     run "$VENV/bin/python" -m pip install "${REPO}[$1]"
+    say "optional: adaptive kernel sampling (profile --kernels) runs faster with scikit-learn (aarch64 wheels exist):"
+    say "  $VENV/bin/python -m pip install \"${REPO}[$1,agent-sampling]\""
 }
 
 # yes/no question with "no" as the default; --with-jtop/--no-jtop answer it, a dry run or no terminal says no.

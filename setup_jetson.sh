@@ -33,6 +33,7 @@ if [ "$on_board" -eq 1 ]; then
     note "edge-agent works without it (it reads sysfs, nvpmodel and tegrastats)."
     if ask "Install jetson-stats and its root service?"; then extras=agent,jetson; fi
 fi
+# The optional agent-sampling extra (scikit-learn) speeds up `profile --kernels`; setup_common.sh prints how.
 install_agent "$extras"
 if [ "$extras" = agent,jetson ]; then
     as_root "$VENV/bin/jtop" --install-service

@@ -29,6 +29,7 @@ else
     say "skipping system packages (not a Raspberry Pi)"
 fi
 make_venv
+# The optional agent-sampling extra (scikit-learn) speeds up `profile --kernels`; setup_common.sh prints how.
 install_agent agent
 
 if [ "$on_board" -eq 1 ]; then
