@@ -70,9 +70,13 @@ def synthetic(seeds: int = 5) -> None:
 
 
 def _cli(*args) -> float:
+    """Minutes the command took. Invalid records (high CV on a busy machine) do not stop the benchmark: the LUT and
+    the scores use the valid ones, and the counts are in the bundles."""
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "edge_agent"] + list(args), check=True, stdout=subprocess.DEVNULL)
-    return time.monotonic() - started
+    done = subprocess.run([sys.executable, "-m", "edge_agent"] + list(args), stdout=subprocess.DEVNULL)
+    if done.returncode not in (0, 2):
+        raise SystemExit("edge-agent {} failed (exit {})".format(args[0], done.returncode))
+    return (time.monotonic() - started) / 60
 
 
 def _onnx_by_sha(*dirs):
@@ -120,10 +124,10 @@ def device(args) -> None:
     with open(ref, "wb") as handle:
         handle.write(zoo.build("mobilenet_v2", hw=args.hw, seed=1).SerializeToString())
     minutes = {"kernels": _cli("profile", "--kernels", "--kernel-samples", str(args.kernel_samples), "--out", kb,
-                               *common) / 60}
-    minutes["fusion"] = _cli("detect-fusion", "--out", kb, *common) / 60
-    minutes["supernet"] = _cli("profile", "--subnets", str(args.subnets), "--out", sb, *common) / 60
-    minutes["zoo"] = _cli("profile", "--models", zdir, "--reference", ref, "--out", zb, *common) / 60
+                               *common)}
+    minutes["fusion"] = _cli("detect-fusion", "--out", kb, *common)
+    minutes["supernet"] = _cli("profile", "--subnets", str(args.subnets), "--out", sb, *common)
+    minutes["zoo"] = _cli("profile", "--models", zdir, "--reference", ref, "--out", zb, *common)
     table = lut_from_bundles([kb])
     sets = {"cifar-supernet": _measured(sb, sb), "zoo ({} archs, {}x{})".format(len(zoo.NAMES), args.hw, args.hw):
             _measured(zb, zdir)}
