@@ -9,6 +9,7 @@ from edge_agent.errors import EXIT_ERROR, EXIT_INTERRUPTED, AgentError
 from kernels.errors import KernelsError
 from trainer.commands_data import devices, import_table, ingest
 from trainer.commands_model import evaluate, fit, predict
+from trainer.quickstart import quickstart
 
 
 @click.group()
@@ -17,7 +18,7 @@ def cli():
     """Ingest measurements, fit latency predictors, predict and evaluate."""
 
 
-for _command in (ingest, devices, import_table, fit, predict, evaluate):
+for _command in (ingest, devices, import_table, fit, predict, evaluate, quickstart):
     cli.add_command(_command)
 
 
