@@ -57,8 +57,13 @@ def cli():
 
 
 def main(argv=None):
+    run_group(cli, "edge-agent", argv)
+
+
+def run_group(group: click.Group, prog_name: str, argv=None) -> None:
+    """Run a click group with this project's exit-code contract: one-line errors, never a traceback."""
     try:
-        exit_code = cli.main(args=argv, prog_name="edge-agent", standalone_mode=False)
+        exit_code = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except AgentError as exc:
         click.echo("error: {}".format(exc), err=True)
         sys.exit(exc.exit_code)
