@@ -98,7 +98,7 @@ def _measured(bundle, models_dir):
     paths = _onnx_by_sha(bundle, models_dir)
     rows = []
     for r in read_records(bundle).records:
-        if r.valid and r.item_kind == "model" and r.reference_samples_ns and r.model.model_sha256 in paths:
+        if r.valid and r.item_kind in ("model", "subnet") and r.reference_samples_ns and r.model.model_sha256 in paths:
             rows.append((onnx.load(paths[r.model.model_sha256]), summarize(r.samples_ns).median_ns,
                          interleaved_ratio(r.samples_ns, r.reference_samples_ns),
                          onnx.load(paths[r.reference.model_sha256]), r.model.name))

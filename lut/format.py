@@ -14,7 +14,6 @@
 """
 
 import json
-import os
 from typing import Any, Dict
 
 import numpy as np
@@ -58,10 +57,9 @@ def lut_from_dict(data: Dict[str, Any], origin: str = "LUT") -> KernelLUT:
 
 
 def save_lut(table: KernelLUT, path: str) -> None:
-    temp = "{}.tmp-{}".format(path, os.getpid())
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(lut_to_dict(table), handle, sort_keys=True)
-    os.replace(temp, path)
+    from edge_agent.bundle.files import atomic_write
+
+    atomic_write(path, json.dumps(lut_to_dict(table), sort_keys=True), overwrite=True)
 
 
 def load_lut(path: str) -> KernelLUT:

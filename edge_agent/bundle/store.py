@@ -8,7 +8,7 @@ from typing import Callable, Iterable, List, Optional
 
 from pydantic import ValidationError
 
-from edge_agent.bundle.files import atomic_write, disk_error, fsync_dir
+from edge_agent.bundle.files import atomic_write, disk_error, fsync_dir, read_versioned_json
 from edge_agent.bundle.schema import (BUNDLE_FORMAT, SUPPORTED_MANIFEST_VERSIONS, SUPPORTED_RECORD_VERSIONS, Manifest,
                                       MeasurementRecord)
 from edge_agent.errors import BundleError
@@ -30,22 +30,9 @@ class RecordsRead:
 
 def read_manifest(bundle_dir: str) -> Manifest:
     path = os.path.join(bundle_dir, MANIFEST)
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise BundleError("{} is not a bundle (no {})".format(bundle_dir, MANIFEST)) from None
-    except ValueError as exc:
-        raise BundleError("{} is corrupt: {}".format(path, exc)) from exc
-    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
-        raise BundleError("{} is not an edge-agent bundle manifest".format(path))
-    if data.get("schema_version") not in SUPPORTED_MANIFEST_VERSIONS:
-        raise BundleError("{} has manifest schema version {!r}; this agent reads {}".format(
-            path, data.get("schema_version"), list(SUPPORTED_MANIFEST_VERSIONS)))
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as exc:
-        raise BundleError("{} does not match the manifest schema: {}".format(path, _first_error(exc))) from exc
+    if not os.path.exists(path):
+        raise BundleError("{} is not a bundle (no {})".format(bundle_dir, MANIFEST))
+    return read_versioned_json(path, BUNDLE_FORMAT, SUPPORTED_MANIFEST_VERSIONS, Manifest, "an edge-agent manifest")
 
 
 def read_records(bundle_dir: str) -> RecordsRead:
@@ -81,11 +68,6 @@ def _parse_record(line: bytes, path: str, number: int) -> Optional[MeasurementRe
         return MeasurementRecord.model_validate(data)
     except ValidationError:
         return None
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    return "{}: {}".format(".".join(str(p) for p in error["loc"]), error["msg"])
 
 
 class Bundle:

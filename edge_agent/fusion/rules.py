@@ -8,10 +8,9 @@ import os
 import re
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from edge_agent.bundle.schema import RunSettings
-from edge_agent.errors import BundleError
 
 RULES_DIR = "rules"
 RULES_SCHEMA_VERSION = 1
@@ -73,22 +72,9 @@ def save_table(bundle_dir: str, table: RuleTable) -> str:
 
 
 def load_table(path: str) -> RuleTable:
-    import json
+    from edge_agent.bundle.files import read_versioned_json
 
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise BundleError("cannot read fusion rules {}: {}".format(path, exc)) from None
-    if not isinstance(data, dict) or data.get("format") != RULES_FORMAT:
-        raise BundleError("{} is not a fusion rule table".format(path))
-    if data.get("schema_version") not in SUPPORTED_RULES_VERSIONS:
-        raise BundleError("{} has rule schema version {!r}; this agent reads {}".format(
-            path, data.get("schema_version"), list(SUPPORTED_RULES_VERSIONS)))
-    try:
-        return RuleTable.model_validate(data)
-    except ValidationError as exc:
-        raise BundleError("{} does not match the rule schema: {}".format(path, exc.errors()[0]["msg"])) from None
+    return read_versioned_json(path, RULES_FORMAT, SUPPORTED_RULES_VERSIONS, RuleTable, "a fusion rule table")
 
 
 def load_tables(bundle_dir: str) -> List[RuleTable]:
