@@ -6,10 +6,12 @@ DIR/
   sources.json           every ingested bundle or table, by content hash
   models/<sha256>.onnx   models measured by bundles
   encodings/             graph encodings cached by model hash (trainer.encoding)
+  devices/<device>/rules/  the device's fusion rule tables (edge_agent.fusion.rules), for kernel lookup tables
 """
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,10 @@ class Dataset:
     @property
     def encodings_dir(self) -> Path:
         return self.root / "encodings"
+
+    def device_dir(self, device: str) -> Path:
+        """Per-device files beside the table (fusion rule tables under rules/, laid out as in a bundle)."""
+        return self.root / "devices" / re.sub(r"[^A-Za-z0-9._+-]", "_", device)
 
     def _check_format(self, create: bool) -> None:
         meta = self.root / "dataset.json"

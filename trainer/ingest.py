@@ -68,6 +68,7 @@ def ingest(path: Path, dataset: Dataset, device: Optional[str] = None) -> Ingest
 
 def _ingest_dir(bundle_dir: Path, label: str, dataset: Dataset, device: Optional[str]) -> IngestReport:
     from edge_agent.bundle.store import read_manifest, read_records
+    from edge_agent.fusion.rules import load_tables, save_table
 
     if (bundle_dir / SUMS_NAME).is_file():
         digest = verify_sums(bundle_dir)
@@ -79,11 +80,14 @@ def _ingest_dir(bundle_dir: Path, label: str, dataset: Dataset, device: Optional
     read = read_records(str(bundle_dir))
     _verify_models(bundle_dir)
     rows = _rows(read.records, manifest, device)
+    rule_tables = load_tables(str(bundle_dir))
     for record in read.records:
         model_file = bundle_dir / "models" / "{}.onnx".format(record.model.model_sha256)
         if model_file.is_file():
             dataset.store_model(record.model.model_sha256, model_file)
     devices = sorted({row["device"] for row in rows})
+    for table in rule_tables:  # a kernel LUT partitions models with its device's rules
+        save_table(str(dataset.device_dir(device or device_name(manifest.fingerprint, table.settings))), table)
     added = dataset.append(rows, Source(digest, "bundle", label, ",".join(devices), len(rows)))
     invalid = sum(1 for row in rows if not row["valid"])
     return IngestReport(label, devices, added, len(rows), invalid, read.torn_lines, False)
