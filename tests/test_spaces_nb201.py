@@ -1,5 +1,6 @@
-"""nb201: arch strings, reachability, the reference network's FLOPs counted by hand, sampling."""
+"""nb201: arch strings, reachability, every edge computed, the reference network's FLOPs counted by hand, sampling."""
 
+import collections
 import csv
 import os
 
@@ -42,7 +43,8 @@ def test_unreachable_cell_is_refused_with_a_clear_error():
     with pytest.raises(SpaceError, match="not reachable"):
         arch_to_spec(DEAD_END)
     with pytest.raises(ValueError):
-        get_space("nb201").spec_from_dict({"space": "nb201", "space_version": 1, "choices": {"arch": DEAD_END}})
+        space = get_space("nb201")
+        space.spec_from_dict({"space": "nb201", "space_version": space.version, "choices": {"arch": DEAD_END}})
     with pytest.raises(SpaceError, match="op~"):
         arch_to_spec(REFERENCE_ARCH.replace("nor_conv_3x3~1", "conv_7x7~1"))
 
@@ -58,7 +60,7 @@ def _hand_count_reference() -> int:
             cin, hin = c // 2, h * 2
             total += cin * hin * hin + conv(cin, c, 3, h) + c * h * h + conv(c, c, 3, h)  # relu, conv, relu, conv
             total += cin * h * h * 4 + conv(cin, c, 1, h, bias=False) + c * h * h  # avgpool 2x2, 1x1, add
-        per_cell = 3 * c * h * h + 6 * conv(c, c, 3, h) + 3 * c * h * h  # 3 shared relus, 6 convs, 3 adds
+        per_cell = 6 * c * h * h + 6 * conv(c, c, 3, h) + 3 * c * h * h  # a relu and a conv per edge, 3 adds
         total += 5 * per_cell
     total += 2 * 64 * 64 + 64 * 64 + 64 * 64  # BN, ReLU, global average pool over 8x8
     return total + 2 * 64 * 10 + 10
@@ -82,8 +84,27 @@ def test_sampling_is_uniform_deterministic_and_valid():
         space.sample(20000, seed=0)
 
 
-def test_skip_only_cell_builds_with_no_cell_nodes():
+def _op_counts(arch: str) -> collections.Counter:
+    model = get_space("nb201").build(arch_to_spec(arch))
+    return collections.Counter(node.op_type for node in model.graph.node)
+
+
+def test_every_edge_is_computed_as_nb201_defines():
+    """15 cells; per cell: a Mul by zero per `none`, a ReLU+Conv per conv edge, a pool per avg_pool, 3 adds."""
+    base = _op_counts("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    assert base["Mul"] == 15 * 5 and base["Add"] == _op_counts(REFERENCE_ARCH)["Add"]
+    dead_branch = _op_counts("|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|")
+    assert dead_branch["Mul"] == 15 * 2 and dead_branch["AveragePool"] - base["AveragePool"] == 15
+    assert dead_branch["Relu"] - base["Relu"] == 15 * 2 and dead_branch["Conv"] - base["Conv"] == 15 * 2
+
+
+def test_archs_that_version_1_merged_build_different_networks():
+    """v1 dropped `none` edges and edges off the input-output paths: these three were one network there."""
+    archs = ["|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|",
+             "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|none~1|none~2|",
+             "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|none~2|"]
     space = get_space("nb201")
-    skip = space.build(arch_to_spec("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"))
-    full = space.build(space.reference_spec())
-    assert len(skip.graph.node) < len(full.graph.node) // 5
+    models = [space.build(arch_to_spec(a)).graph.SerializeToString() for a in archs]
+    assert len(set(models)) == 3
+    flops = [model_flops(space.build(arch_to_spec(a))) for a in archs]
+    assert flops[0] < flops[1] < flops[2]

@@ -2,15 +2,17 @@
 
 Network: 3×3 conv stem (16 ch) + BN; three stages of 5 cells (C = 16, 32, 64) joined by residual reduction blocks
 (ReLU-Conv3×3/2-BN → ReLU-Conv3×3-BN, shortcut AvgPool2×2 → Conv1×1); BN-ReLU; global average pool; linear 10.
-Cell node j sums op(node i) over i < j; ops: none, skip_connect, nor_conv_1x1 / nor_conv_3x3 (ReLU → Conv → BN),
-avg_pool_3x3 (stride 1, padding excluded). Edges that carry nothing (from a node the input never reaches, or into a
-node that never reaches the output) are left out, as a deployment export would; one ReLU per source node is shared
-by its conv edges. A cell whose output is unreachable from its input names no network and is refused.
+Cell node j sums op(node i) over every i < j, as the NAS-Bench-201 code computes it (and as its public latency
+tables measured it): every edge is computed, `none` included (Zero: x · 0), `skip_connect` passes its input, each
+nor_conv_1x1 / nor_conv_3x3 edge is its own ReLU → Conv → BN, avg_pool_3x3 is stride 1 with padding excluded. A cell
+whose output is unreachable from its input names no network and is refused.
+Version 2 computes every edge; version 1 dropped dead and `none` edges, which made thousands of different archs
+(measured at different latencies) one network.
 Spec: `{"arch": "|nor_conv_3x3~0|+|...|"}`.
 """
 
 import itertools
-from typing import Dict, List, Set, Tuple
+from typing import List, Set, Tuple
 
 import numpy as np
 import onnx
@@ -56,26 +58,20 @@ def format_arch(cell: Cell) -> str:
     return "+".join(parts)
 
 
-def live_edges(cell: Cell) -> List[Tuple[int, int, str]]:
-    """(to, from, op) of the edges that carry data from the cell input to its output; SpaceError if none do."""
-    edges = [(j, i, op) for (j, i), op in zip(EDGES, cell) if op != "none"]
+def check_reachable(cell: Cell) -> None:
+    """SpaceError unless data flows from the cell input to its output through edges other than `none`."""
     reached: Set[int] = {0}
-    for j, i, _ in sorted(edges):
-        if i in reached:
+    for (j, i), op in sorted(zip(EDGES, cell)):
+        if op != "none" and i in reached:
             reached.add(j)
     if 3 not in reached:
         raise SpaceError("nb201 cell {} is refused: its output is not reachable from its input".format(
             format_arch(cell)))
-    useful: Set[int] = {3}
-    for j, i, _ in sorted(edges, reverse=True):
-        if j in useful and i in reached:
-            useful.add(i)
-    return [(j, i, op) for j, i, op in edges if i in reached and j in useful]
 
 
 def arch_to_spec(arch: str) -> SubnetSpec:
     cell = parse_arch(arch)
-    live_edges(cell)
+    check_reachable(cell)
     return SubnetSpec(NB201Space.name, NB201Space.version, {"arch": format_arch(cell)})
 
 
@@ -90,35 +86,32 @@ def all_cells() -> List[Cell]:
 
 def _is_live(cell: Cell) -> bool:
     try:
-        live_edges(cell)
+        check_reachable(cell)
     except SpaceError:
         return False
     return True
 
 
+def _edge(b: GraphBuilder, x: str, op: str) -> str:
+    if op == "skip_connect":
+        return x
+    if op == "none":
+        return b.op("Mul", [x, b.scalar(0.0)], b.shape(x), prefix="zero")
+    if op == "avg_pool_3x3":
+        return b.pool(x, "avg", kernel=3, stride=1, pad=1, count_include_pad=False)
+    kernel = 3 if op == "nor_conv_3x3" else 1
+    return b.conv(b.act(x, "relu"), b.channels(x), kernel=kernel, act="none")
+
+
 def _cell(b: GraphBuilder, x: str, cell: Cell) -> str:
-    relu: Dict[int, str] = {}  # shared ReLU per source node
-    values = {0: x}
-    edges = live_edges(cell)
+    values = [x]
     for j in (1, 2, 3):
-        terms = []
-        for to, i, op in edges:
-            if to != j:
-                continue
-            if op == "skip_connect":
-                terms.append(values[i])
-            elif op == "avg_pool_3x3":
-                terms.append(b.pool(values[i], "avg", kernel=3, stride=1, pad=1, count_include_pad=False))
-            else:
-                if i not in relu:
-                    relu[i] = b.act(values[i], "relu")
-                kernel = 3 if op == "nor_conv_3x3" else 1
-                terms.append(b.conv(relu[i], b.channels(x), kernel=kernel, act="none"))
-        if terms:
-            value = terms[0]
-            for term in terms[1:]:
-                value = b.add(value, term)
-            values[j] = value
+        value = ""
+        for (to, i), op in zip(EDGES, cell):
+            if to == j:
+                term = _edge(b, values[i], op)
+                value = b.add(value, term) if value else term
+        values.append(value)
     return values[3]
 
 
@@ -132,7 +125,7 @@ def _reduction(b: GraphBuilder, x: str, cout: int) -> str:
 @register_space
 class NB201Space(Space):
     name = "nb201"
-    version = 1
+    version = 2
     input_shape = (1, 3, 32, 32)
     description = "NAS-Bench-201 CIFAR network: 4-node cell, 5 ops per edge, 3 stages x 5 cells (C=16/32/64)"
     reference_description = "every edge nor_conv_3x3 (NB201 index {})".format(REFERENCE_INDEX)
@@ -149,7 +142,7 @@ class NB201Space(Space):
         cell = parse_arch(spec.choices["arch"])
         if format_arch(cell) != spec.choices["arch"]:
             raise SpaceError("nb201 arch string is not canonical: {!r}".format(spec.choices["arch"]))
-        live_edges(cell)
+        check_reachable(cell)
 
     def sample(self, n: int, seed: int) -> List[SubnetSpec]:
         """Uniform without replacement over the cells with a reachable output, the reference excepted."""
