@@ -13,6 +13,7 @@ BUILTIN_KINDS: Dict[str, str] = {
     "gcn": "trainer.predictors.gcn",
     "mlp": "trainer.predictors.mlp",
     "flops": "trainer.predictors.flops",
+    "lut": "trainer.predictors.lut",
 }
 _REGISTRY: Dict[str, Type] = {}
 

@@ -1,0 +1,183 @@
+"""Kernel lookup-table predictor (lut/): absolute latency = the sum of the model's kernels on the device + a fitted
+per-model overhead. Built from the dataset's kernel records and the device's fusion rule table; one device only.
+
+The trainer hands predictors graph encodings, not ONNX models, so the kernels are partitioned from the encoding:
+its nodes carry the same kernels.analysis facts lut.partition reads (op type over LUT_VOCABULARY, kernel, stride,
+groups, channels, input size, FLOPs, bytes) and its edges the producer -> consumer tensors. What the encoding lacks
+(a multi-output node's per-output readers, graph outputs that are also read, op types outside the vocabulary) can
+only change which kernel a node joins or send a kernel to the FLOPs/bytes fallback.
+
+On disk: weights.safetensors holds one uint8 tensor, "lut_json", the lut.format JSON document's UTF-8 bytes.
+"""
+
+import json
+import statistics
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edge_agent.errors import InputError
+from trainer.encoding import DEFAULT_VOCABULARY, NUMERIC_FEATURES, GraphEncoding
+from trainer.predictors import register
+from trainer.predictors.base import FitHistory, Predictor, ProgressFn
+
+# Every op type edge_agent.fusion.ops classifies, so no kernel head is lost to "other".
+LUT_VOCABULARY: Tuple[str, ...] = DEFAULT_VOCABULARY + ("GlobalMaxPool",)
+KERNEL_KIND = "kernel"
+
+
+@register("lut")
+class LutPredictor(Predictor):
+    target = "absolute"
+
+    def __init__(self, hyper: Optional[Dict[str, object]] = None, vocabulary: Sequence[str] = LUT_VOCABULARY):
+        super().__init__(hyper, vocabulary)
+
+    def build(self) -> None:
+        self.table = None
+        self.reference_ms = 0.0  # the training device's reference: turns the trainer's ratio targets into ms
+
+    def prepare(self, dataset, devices: Sequence[str]) -> None:
+        from lut.build import SETTING_KEYS
+        from lut.table import fit_lut
+        from trainer.examples import reference_latency_ms
+
+        if len(devices) != 1:
+            raise InputError("a kernel lookup table belongs to one device; give exactly one --device")
+        device = devices[0]
+        rows = dataset.rows([device])
+        samples, call_overhead_ns = _kernel_samples(rows, device)
+        rules = _rule_table(dataset, device, rows)
+        settings = {key: getattr(rules.settings, key) for key in SETTING_KEYS}
+        self.table = fit_lut(samples, rules.absorbed(), settings, call_overhead_ns)
+        self.reference_ms = reference_latency_ms(rows, device)
+
+    def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
+        """The per-model overhead: the median of what the training models measured beyond their kernels' sum."""
+        if self.table is None:
+            raise InputError("the lut predictor is built from a dataset's kernel records (trainer fit --kind lut)")
+        sums_ns = np.asarray([self._kernel_sum_ns(e) for e in train])
+        measured_ns = np.asarray(train_y, dtype=np.float64) * self.reference_ms * 1e6
+        self.table.model_overhead_ns = float(np.median(measured_ns - sums_ns)) if len(train) else \
+            self.table.call_overhead_ns
+        history = FitHistory(epochs=1, best_epoch=1)
+        if len(val):
+            measured_ms = np.asarray(val_y, dtype=np.float64) * self.reference_ms
+            history.val_errors.append(float(np.mean(np.abs(self.raw_predict(val) - measured_ms) / measured_ms)))
+        if progress is not None:
+            progress(1, 1, history.val_errors[-1] if history.val_errors else float("nan"))
+        return history
+
+    def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        """Milliseconds."""
+        overhead = self.table.model_overhead_ns
+        return np.asarray([max(self._kernel_sum_ns(e) + overhead, 0.0) / 1e6 for e in encodings])
+
+    def predict_kernels(self, encoding: GraphEncoding):
+        """The per-kernel breakdown (lut.table.KernelPrediction: kernel, latency_ns, source exact|regressor|fallback)."""
+        return [self.table.predict_kernel(k) for k in partition_encoding(encoding, self.table.absorbed,
+                                                                         self.vocabulary)]
+
+    def _kernel_sum_ns(self, encoding: GraphEncoding) -> float:
+        return sum(p.latency_ns for p in self.predict_kernels(encoding))
+
+    def tensors(self) -> Dict[str, np.ndarray]:
+        from lut.format import lut_to_dict
+
+        text = json.dumps(lut_to_dict(self.table), sort_keys=True)
+        return {"lut_json": np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()}
+
+    def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
+        from lut.format import lut_from_dict
+
+        try:
+            data = json.loads(np.asarray(tensors["lut_json"], dtype=np.uint8).tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError("lut_json is not a JSON document ({})".format(exc)) from None
+        self.table = lut_from_dict(data, "the predictor's LUT")
+
+
+def _kernel_samples(rows: List[Dict[str, object]], device: str):
+    """lut.build.kernel_samples on dataset rows: each kernel's interleaved ratio times the reference kernel's median
+    over the device's kernel rows (drift-free ns); the empty-call kernel gives the call overhead."""
+    from edge_agent.kernelprof.space import OVERHEAD_SPEC
+    from lut.table import KernelSample
+
+    kernels = [r for r in rows if r["item_kind"] == KERNEL_KIND and r["valid"] and r["spec_json"] and r["ratio"]
+               and r["reference_latency_ms"]]
+    if not kernels:
+        raise InputError("device {!r} has no valid kernel records (ingest a bundle from `edge-agent profile "
+                         "--kernels`)".format(device))
+    reference_ns = statistics.median(r["reference_latency_ms"] for r in kernels) * 1e6
+    samples, overhead = [], []
+    for row in kernels:
+        spec = json.loads(row["spec_json"])
+        if spec == OVERHEAD_SPEC:
+            overhead.append(row["ratio"] * reference_ns)
+        else:
+            samples.append(KernelSample(spec["kernel_type"], dict(spec["config"]), row["ratio"] * reference_ns))
+    return samples, float(statistics.median(overhead)) if overhead else 0.0
+
+
+def _rule_table(dataset, device: str, rows: List[Dict[str, object]]):
+    """The device's fusion rule table measured with the kernels' runtime version."""
+    from edge_agent.fusion.rules import load_tables
+
+    versions = {r["runtime_version"] for r in rows if r["item_kind"] == KERNEL_KIND}
+    tables = [t for t in load_tables(str(dataset.device_dir(device))) if t.settings.runtime_version in versions]
+    if not tables:
+        raise InputError("device {!r} has no fusion rule table for its kernel records (run `edge-agent "
+                         "detect-fusion --out BUNDLE` with the same settings and ingest the bundle)".format(device))
+    return tables[-1]
+
+
+def decode_nodes(encoding: GraphEncoding, vocabulary: Sequence[str]):
+    """The encoding's nodes (the global node left out) as kernels.analysis.NodeInfo, with the facts it keeps; node i's
+    output tensor is named "t<i>" and shapes are left empty."""
+    from kernels.analysis import NodeInfo
+
+    n = encoding.x.shape[0] - 1
+    op_types = list(vocabulary) + ["other"]
+    numeric = len(vocabulary) + 2
+    values = np.rint(np.expm1(encoding.x[:n, numeric:].astype(np.float64))).astype(np.int64)
+    facts = [dict(zip(NUMERIC_FEATURES, row.tolist())) for row in values]
+    inputs: List[List[str]] = [[] for _ in range(n)]
+    for src, dst in encoding.edge_index.T.tolist():
+        if src < n and dst < n:
+            inputs[dst].append("t{}".format(src))
+    return [NodeInfo(name="n{}".format(i), op_type=op_types[int(np.argmax(encoding.x[i, :len(op_types)]))],
+                     domain="", inputs=tuple(inputs[i]), outputs=("t{}".format(i),),
+                     kernel_hw=(f["kernel_h"], f["kernel_w"]), stride=(f["stride_h"], f["stride_w"]),
+                     groups=f["groups"] + 1, cin=f["cin"], cout=f["cout"], in_hw=(f["in_h"], f["in_w"]), out_hw=(0, 0),
+                     in_shapes=(), out_shapes=(), flops=f["flops"], params=f["params"], bytes_moved=f["bytes_moved"])
+            for i, f in enumerate(facts)]
+
+
+def partition_encoding(encoding: GraphEncoding, absorbed, vocabulary: Sequence[str]):
+    """lut.partition.partition over an encoding's nodes."""
+    from edge_agent.fusion.ops import op_class
+    from lut.partition import Kernel, _absorbing_kernel, kernel_config
+
+    infos = decode_nodes(encoding, vocabulary)
+    readers: Dict[str, int] = {}
+    for info in infos:
+        for name in info.inputs:
+            readers[name] = readers.get(name, 0) + 1
+    owner: Dict[str, int] = {}
+    kernels, heads = [], []
+    for info in infos:
+        cls = op_class(info.op_type, info.groups, info.cin, info.cout)
+        target = _absorbing_kernel(info, cls, owner, kernels, readers, set(), absorbed)
+        if target is None:
+            kernels.append(Kernel(kind=cls, config={}, nodes=[info.name]))
+            heads.append(info)
+            target = len(kernels) - 1
+        else:
+            kernels[target].nodes.append(info.name)
+            kernels[target].absorbed.append(cls)
+        kernels[target].flops += info.flops
+        kernels[target].bytes_moved += info.bytes_moved
+        owner[info.outputs[0]] = target
+    for kernel, head in zip(kernels, heads):
+        kernel.config = kernel_config(kernel.kind, head, kernel.absorbed)
+    return kernels
