@@ -5,7 +5,7 @@ A node joins the kernel of the node producing its input when that kernel's head 
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 import onnx
 
@@ -34,12 +34,15 @@ class Kernel:
 def partition(model: onnx.ModelProto, absorbed: Pairs) -> List[Kernel]:
     from kernels.analysis import analyze
 
-    infos = analyze(model)
+    return partition_infos(analyze(model), {o.name for o in model.graph.output}, absorbed)
+
+
+def partition_infos(infos: Sequence, graph_outputs: Set[str], absorbed: Pairs) -> List[Kernel]:
+    """Kernels of nodes (kernels.analysis.NodeInfo, in topological order); a graph output is never fused past."""
     readers: Dict[str, int] = {}
     for info in infos:
         for name in info.inputs:
             readers[name] = readers.get(name, 0) + 1
-    graph_outputs = {o.name for o in model.graph.output}
     owner: Dict[str, int] = {}  # tensor -> index of the kernel whose last node produced it
     kernels: List[Kernel] = []
     heads = []

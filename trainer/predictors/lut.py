@@ -155,29 +155,6 @@ def decode_nodes(encoding: GraphEncoding, vocabulary: Sequence[str]):
 
 def partition_encoding(encoding: GraphEncoding, absorbed, vocabulary: Sequence[str]):
     """lut.partition.partition over an encoding's nodes."""
-    from edge_agent.fusion.ops import op_class
-    from lut.partition import Kernel, _absorbing_kernel, kernel_config
+    from lut.partition import partition_infos
 
-    infos = decode_nodes(encoding, vocabulary)
-    readers: Dict[str, int] = {}
-    for info in infos:
-        for name in info.inputs:
-            readers[name] = readers.get(name, 0) + 1
-    owner: Dict[str, int] = {}
-    kernels, heads = [], []
-    for info in infos:
-        cls = op_class(info.op_type, info.groups, info.cin, info.cout)
-        target = _absorbing_kernel(info, cls, owner, kernels, readers, set(), absorbed)
-        if target is None:
-            kernels.append(Kernel(kind=cls, config={}, nodes=[info.name]))
-            heads.append(info)
-            target = len(kernels) - 1
-        else:
-            kernels[target].nodes.append(info.name)
-            kernels[target].absorbed.append(cls)
-        kernels[target].flops += info.flops
-        kernels[target].bytes_moved += info.bytes_moved
-        owner[info.outputs[0]] = target
-    for kernel, head in zip(kernels, heads):
-        kernel.config = kernel_config(kernel.kind, head, kernel.absorbed)
-    return kernels
+    return partition_infos(decode_nodes(encoding, vocabulary), set(), absorbed)
