@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nb201" / "nb201_latency.csv"
-DEFAULT_WORK = Path("/tmp/edge-latency-bench/nb201")
+DEFAULT_WORK = Path("/tmp/edge-latency-bench/nb201-v2")  # nb201 space version 2 (every edge computed)
 
 
 def prepare(work: Path, devices, workers: int = 2):

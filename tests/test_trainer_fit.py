@@ -18,17 +18,19 @@ from trainer.examples import encode_examples, load_examples
 from trainer.fitting import fit
 from trainer.predictors import register
 from trainer.predictors.base import Predictor
+from trainer.predictors.heads import SHRINK_GRID, HeadsPredictor, choose_strength, fit_mix
 from trainer.predictors.store import load_predictor, save_predictor
 from trainer.tables import import_table
 
 COST = {"none": 0.1, "skip_connect": 0.0, "avg_pool_3x3": 0.6, "nor_conv_1x1": 1.0, "nor_conv_3x3": 3.0}
+OTHER_COST = {"none": 0.3, "skip_connect": 0.2, "avg_pool_3x3": 2.5, "nor_conv_1x1": 0.4, "nor_conv_3x3": 0.8}
 SMALL = {"hidden": 16, "layers": 2, "epochs": 40, "patience": 40, "batch_size": 16}
 
 
-def _latency(arch: str) -> float:
+def _latency(arch: str, cost=COST) -> float:
     """Synthetic: a cost per op, every edge computed (as the space builds it); the edge's position weighs in a
     little so that no two archs tie."""
-    return 2.0 + sum(COST[op] * (1 + 0.03 * k) for k, op in enumerate(parse_arch(arch)))
+    return 2.0 + sum(cost[op] * (1 + 0.03 * k) for k, op in enumerate(parse_arch(arch)))
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +40,10 @@ def table(tmp_path_factory):
     path = tmp_path_factory.mktemp("table") / "lat.csv"
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["arch_str", "output_connected", "dev_ms", "other_ms"])
+        writer.writerow(["arch_str", "output_connected", "dev_ms", "other_ms", "mixed_ms"])
         for arch in archs:
-            writer.writerow([arch, 1, _latency(arch), 2 * _latency(arch) + 1])
+            dev, other = _latency(arch), _latency(arch, OTHER_COST)
+            writer.writerow([arch, 1, dev, other, 3.0 * dev ** 0.7 * other ** 0.3])
         writer.writerow([archs[0].replace("nor_conv_3x3", "skip_connect"), 1, "", 1.0])  # blank
         writer.writerow(["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", 1, 5.0, 5.0])  # unreachable output
         writer.writerow([archs[1], 0, 5.0, 5.0])  # flagged disconnected
@@ -52,6 +55,7 @@ def dataset(table, tmp_path_factory):
     ds = Dataset(tmp_path_factory.mktemp("ds"), create=True)
     import_table(table, "nb201", "arch_str", "dev_ms", "dev", ds)
     import_table(table, "nb201", "arch_str", "other_ms", "other", ds)
+    import_table(table, "nb201", "arch_str", "mixed_ms", "mixed", ds)
     return ds
 
 
@@ -81,9 +85,14 @@ def test_gcn_fit_learns_and_round_trips(dataset, tmp_path):
 @pytest.mark.parametrize("kind", ["mlp", "flops"])
 def test_other_kinds_fit_and_round_trip(dataset, tmp_path, kind):
     result = fit(dataset, ["dev", "other"], kind, 30, 1, {"epochs": 30} if kind == "mlp" else None, tmp_path / kind)
-    loaded, _ = load_predictor(tmp_path / kind)
+    loaded, config = load_predictor(tmp_path / kind)
     encodings = encode_examples(load_examples(dataset, ["dev"]), dataset, EncodingCache(dataset.encodings_dir))
     assert np.allclose(result.predictor.predict(encodings), loaded.predict(encodings))
+    heads = loaded.log_heads(encodings)
+    assert heads.shape == (len(encodings), 2) and np.allclose(loaded.mix, [0.5, 0.5])
+    scored = evaluate(loaded, config, dataset, "other")  # a training device: its own head
+    assert loaded.mix.tolist() == [0.0, 1.0]
+    assert scored.metrics["n"] == len(load_examples(dataset, ["other"])) - 1 - len(config["training"]["item_ids"])
 
 
 @register("planted")
@@ -100,6 +109,47 @@ class PlantedPredictor(Predictor):
 
     def load_tensors(self, tensors):
         pass
+
+
+@register("planted-heads")
+class PlantedHeads(HeadsPredictor):
+    """Knows every item's true ratio on each training device, one head each."""
+
+    truth = {}
+
+    def log_heads(self, encodings):
+        return np.log([self.truth[hashlib.sha256(e.x.tobytes()).hexdigest()] for e in encodings])
+
+    def tensors(self):
+        return self.mix_tensors()
+
+    def load_tensors(self, tensors):
+        self.load_mix(dict(tensors))
+
+
+def test_new_device_mix_of_source_heads_is_fitted_to_the_shots(dataset, tmp_path):
+    """mixed = 3 · dev^0.7 · other^0.3, so its log ratio is 0.7 · dev's + 0.3 · other's: 10 shots find that mix."""
+    cache = EncodingCache(dataset.encodings_dir)
+    examples = load_examples(dataset, ["other"])  # "other" measured every item "dev" did, and one more
+    dev = {e.item_id: e.ratio for e in load_examples(dataset, ["dev"])}
+    PlantedHeads.truth = {hashlib.sha256(enc.x.tobytes()).hexdigest(): (dev.get(ex.item_id, ex.ratio), ex.ratio)
+                          for enc, ex in zip(encode_examples(examples, dataset, cache), examples)}
+    save_predictor(PlantedHeads({"heads": 2}), tmp_path / "heads", {"devices": ["dev", "other"], "item_ids": []})
+    predictor, config = load_predictor(tmp_path / "heads")
+    zero = evaluate(predictor, config, dataset, "mixed", shots=0)
+    assert np.allclose(predictor.mix, [0.5, 0.5]) and zero.metrics["within_5"] < 1.0
+    ten = evaluate(predictor, config, dataset, "mixed", shots=10)
+    assert np.allclose(predictor.mix, [0.7, 0.3], atol=0.02) and ten.metrics["within_5"] == 1.0
+    evaluate(predictor, config, dataset, "other")
+    assert predictor.mix.tolist() == [0.0, 1.0]  # a training device predicts with its own head
+
+
+def test_mix_shrinks_toward_the_average():
+    heads = np.log(np.random.default_rng(0).uniform(0.2, 1.0, size=(8, 3)))
+    target = heads @ np.array([0.2, 0.0, 0.8])
+    assert np.allclose(fit_mix(heads, target, 1e-6), [0.2, 0.0, 0.8], atol=1e-3)
+    assert np.allclose(fit_mix(heads, target, 1e6), [1 / 3] * 3, atol=1e-3)
+    assert choose_strength(heads, target) == min(SHRINK_GRID)
 
 
 def test_evaluate_scores_planted_exact_predictor_at_100(dataset, tmp_path):

@@ -40,11 +40,22 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     shot_set = [pool[i] for i in order[:shots]]
     scored = [pool[i] for i in sorted(order[shots:])]
     cache = EncodingCache(dataset.encodings_dir, predictor.vocabulary)
-    if shot_set:
-        predictor.adapt(encode_examples(shot_set, dataset, cache), ratios(shot_set), seed)
+    if seen and hasattr(predictor, "select_device"):
+        predictor.select_device(training["devices"].index(device))
+    elif not seen:
+        _adapt(predictor, examples, shot_set, dataset, cache, seed)
     predicted = predictor.predict(encode_examples(scored, dataset, cache))
     if predictor.target == "ratio":
         predicted = predicted * reference_ms
     measured = np.asarray([e.latency_ms for e in scored], dtype=np.float64)
     return Evaluation(device, "training device (unseen items)" if seen else "new device", shots, reference_ms,
                       [e.item_id for e in scored], measured, predicted, score(measured, predicted))
+
+
+def _adapt(predictor: Predictor, examples, shot_set, dataset: Dataset, cache: EncodingCache, seed: int) -> None:
+    """A ratio predictor adapts to the K samples and the reference (ratio 1 by definition; always measured)."""
+    points = list(shot_set)
+    if predictor.target == "ratio":
+        points += [e for e in examples if e.is_reference][:1]
+    if points:
+        predictor.adapt(encode_examples(points, dataset, cache), ratios(points), seed)

@@ -10,7 +10,7 @@ import numpy as np
 from edge_agent.errors import InputError
 from trainer.dataset import Dataset
 from trainer.encoding_cache import EncodingCache
-from trainer.examples import Example, encode_examples, load_examples, ratios
+from trainer.examples import Example, encode_examples, load_examples
 from trainer.predictors import predictor_class
 from trainer.predictors.base import FitHistory, Predictor, ProgressFn
 from trainer.predictors.store import save_predictor
@@ -42,22 +42,42 @@ def split_items(item_ids: Sequence[str], train_size: Optional[int], seed: int) -
 def fit(dataset: Dataset, devices: Sequence[str], kind: str, train_size: Optional[int], seed: int,
         hyper: Optional[Dict[str, object]], out_dir: Optional[Path], progress: Optional[ProgressFn] = None,
         encode_progress: Optional[Callable[[], None]] = None) -> FitResult:
+    """Kinds with one head per device (multi_device) learn every device's ratio of an item at once; the others
+    learn one device."""
     examples = load_examples(dataset, devices)
     if not examples:
         raise InputError("no valid measurements for device(s) {}".format(", ".join(devices)))
     train_ids, val_ids = split_items([e.item_id for e in examples], train_size, seed)
-    predictor = predictor_class(kind)(hyper)
+    cls = predictor_class(kind)
+    multi = getattr(cls, "multi_device", False)
+    predictor = cls(dict(hyper or {}, heads=len(devices)) if multi else hyper)
     predictor.prepare(dataset, devices)
+    if len(devices) > 1 and not multi:
+        raise InputError("predictor kind {!r} learns one device; give one --device".format(kind))
     cache = EncodingCache(dataset.encodings_dir, predictor.vocabulary)
-    train = [e for e in examples if e.item_id in set(train_ids)]
-    val = [e for e in examples if e.item_id in set(val_ids)]
-    train_x = encode_examples(train, dataset, cache, encode_progress)
-    val_x = encode_examples(val, dataset, cache, encode_progress)
-    history = predictor.fit(train_x, ratios(train), val_x, ratios(val), seed, progress)
+    train_x, train_y = _item_matrix(examples, train_ids, devices, dataset, cache, encode_progress)
+    val_x, val_y = _item_matrix(examples, val_ids, devices, dataset, cache, encode_progress)
+    if not multi:
+        train_y, val_y = train_y[:, 0], val_y[:, 0]
+    history = predictor.fit(train_x, train_y, val_x, val_y, seed, progress)
     if out_dir is not None:
         save_predictor(predictor, out_dir, _training_record(examples, devices, train_ids, val_ids, seed, history))
     used = set(train_ids) | set(val_ids)
     return FitResult(predictor, history, train_ids, val_ids, len({e.item_id for e in examples} - used))
+
+
+def _item_matrix(examples: Sequence[Example], item_ids: Sequence[str], devices: Sequence[str], dataset: Dataset,
+                 cache: EncodingCache, encode_progress) -> Tuple[List, np.ndarray]:
+    """(one encoding per item, ratios [items, devices] with NaN where a device did not measure the item)."""
+    row = {item: i for i, item in enumerate(item_ids)}
+    column = {device: j for j, device in enumerate(devices)}
+    y = np.full((len(item_ids), len(devices)), np.nan)
+    first: Dict[str, Example] = {}
+    for example in examples:
+        if example.item_id in row:
+            y[row[example.item_id], column[example.device]] = example.ratio
+            first.setdefault(example.item_id, example)
+    return encode_examples([first[item] for item in item_ids], dataset, cache, encode_progress), y
 
 
 def _training_record(examples: Sequence[Example], devices: Sequence[str], train_ids: List[str], val_ids: List[str],

@@ -1,4 +1,4 @@
-"""FLOPs-linear baseline: ratio = a * FLOPs + b, least squares on the training examples."""
+"""FLOPs-linear baseline: per training device, ratio = a * FLOPs + b, least squares on its measured items."""
 
 from typing import Dict, Optional, Sequence
 
@@ -6,13 +6,15 @@ import numpy as np
 
 from trainer.encoding import GraphEncoding
 from trainer.predictors import register
-from trainer.predictors.base import FitHistory, Predictor, ProgressFn
+from trainer.predictors.base import FitHistory, ProgressFn
+from trainer.predictors.heads import HeadsPredictor
+from trainer.predictors.torch_fit import relative_error
 
 
 @register("flops")
-class FlopsPredictor(Predictor):
+class FlopsPredictor(HeadsPredictor):
     def build(self) -> None:
-        self.coef = np.zeros(2)
+        self.coef = np.zeros((2, self.n_heads))
 
     @staticmethod
     def _design(encodings: Sequence[GraphEncoding]) -> np.ndarray:
@@ -20,20 +22,24 @@ class FlopsPredictor(Predictor):
         return np.stack([flops, np.ones_like(flops)], axis=1)
 
     def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
-        self.coef = np.linalg.lstsq(self._design(train), np.asarray(train_y, np.float64), rcond=None)[0]
+        design = self._design(train)
+        for head in range(self.n_heads):
+            known = np.isfinite(train_y[:, head])
+            self.coef[:, head] = np.linalg.lstsq(design[known], train_y[known, head], rcond=None)[0]
         history = FitHistory(epochs=1, best_epoch=1)
         if len(val):
-            pred = self.raw_predict(val)
-            history.val_errors.append(float(np.mean(np.abs(pred - val_y) / val_y)))
+            history.val_errors.append(relative_error(self.log_heads(val), val_y))
         if progress is not None:
             progress(1, 1, history.val_errors[-1] if history.val_errors else float("nan"))
         return history
 
-    def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
-        return self._design(encodings) @ self.coef
+    def log_heads(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        return np.log(np.maximum(self._design(encodings) @ self.coef, 1e-9))
 
     def tensors(self) -> Dict[str, np.ndarray]:
-        return {"coef": self.coef.copy()}
+        return dict({"coef": self.coef.copy()}, **self.mix_tensors())
 
     def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
-        self.coef = np.asarray(tensors["coef"], dtype=np.float64)
+        tensors = dict(tensors)
+        self.load_mix(tensors)
+        self.coef = np.asarray(tensors["coef"], dtype=np.float64).reshape(2, self.n_heads)

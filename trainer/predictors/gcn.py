@@ -7,15 +7,9 @@ import numpy as np
 
 from trainer.encoding import STATIC_FEATURES, GraphEncoding, feature_count
 from trainer.predictors import register
-from trainer.predictors.base import FitHistory, Predictor, ProgressFn
-from trainer.predictors.torch_fit import (
-    finetune,
-    numpy_to_state,
-    state_to_numpy,
-    train_module,
-)
-
-MIN_FINETUNE_SHOTS = 5
+from trainer.predictors.base import FitHistory, ProgressFn
+from trainer.predictors.heads import HeadsPredictor
+from trainer.predictors.torch_fit import initial_bias, numpy_to_state, state_to_numpy, train_module
 
 
 def collate(encodings: Sequence[GraphEncoding]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -28,7 +22,7 @@ def collate(encodings: Sequence[GraphEncoding]) -> Tuple[np.ndarray, np.ndarray,
     return x, edges, offsets + sizes - 1, static
 
 
-def _net(in_dim: int, static_dim: int, layers: int, hidden: int, dropout: float):
+def _net(in_dim: int, static_dim: int, layers: int, hidden: int, dropout: float, heads: int):
     import torch
     from torch_geometric.nn import GCNConv
     from torch_geometric.nn.conv.gcn_conv import gcn_norm
@@ -42,7 +36,7 @@ def _net(in_dim: int, static_dim: int, layers: int, hidden: int, dropout: float)
             self.convs = torch.nn.ModuleList(GCNConv(in_dim if i == 0 else hidden, hidden, normalize=False)
                                              for i in range(layers))
             self.head = torch.nn.Sequential(torch.nn.Linear(hidden + static_dim, hidden), torch.nn.ReLU(),
-                                            torch.nn.Linear(hidden, 1))
+                                            torch.nn.Linear(hidden, heads))
 
         def forward(self, x, edge_index, glob, static):
             h = (x - self.x_mean) / self.x_std
@@ -50,22 +44,19 @@ def _net(in_dim: int, static_dim: int, layers: int, hidden: int, dropout: float)
             for conv in self.convs:
                 h = torch.nn.functional.dropout(torch.relu(conv(h, edge_index, weight)), dropout, self.training)
             s = (static - self.s_mean) / self.s_std
-            return self.head(torch.cat([h[glob], s], dim=1)).squeeze(1)
+            return self.head(torch.cat([h[glob], s], dim=1))
 
     return GCNNet()
 
 
 @register("gcn")
-class GCNPredictor(Predictor):
+class GCNPredictor(HeadsPredictor):
     defaults = {"layers": 4, "hidden": 600, "dropout": 0.05, "lr": 5e-4, "weight_decay": 5e-4, "epochs": 250,
-                "patience": 25, "batch_size": 64, "predict_batch_size": 512,
-                # Few-shot adaptation: steps of fine-tuning the readout head on the new device's samples (0 = only
-                # calibrate). Needs at least MIN_FINETUNE_SHOTS samples.
-                "finetune_steps": 0, "finetune_lr": 1e-3}
+                "patience": 25, "batch_size": 64, "predict_batch_size": 512}
 
     def build(self) -> None:
         self.net = _net(feature_count(self.vocabulary), len(STATIC_FEATURES), int(self.hyper["layers"]),
-                        int(self.hyper["hidden"]), float(self.hyper["dropout"]))
+                        int(self.hyper["hidden"]), float(self.hyper["dropout"]), self.n_heads)
         self.net.eval()
 
     def _forward(self, encodings: Sequence[GraphEncoding]):
@@ -77,42 +68,32 @@ class GCNPredictor(Predictor):
     def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
         import torch
 
+        torch.manual_seed(seed)
+        self.build()  # seeded initial weights: the same fit for the same seed
         x, _, _, static = collate(train)
         with torch.no_grad():
             for name, data in (("x", x), ("s", static)):
                 getattr(self.net, name + "_mean").copy_(torch.from_numpy(data.mean(0)))
                 getattr(self.net, name + "_std").copy_(torch.from_numpy(np.maximum(data.std(0), 1e-3)))
-            self.net.head[-1].bias.fill_(float(np.mean(np.log(train_y))))
+            self.net.head[-1].bias.copy_(torch.from_numpy(initial_bias(train_y)))
         check = val if len(val) else train
         return train_module(self.net, lambda index: self._forward([train[i] for i in index]), len(train), train_y,
-                            lambda: self._predict_log(check), val_y if len(val) else train_y, self.hyper, seed,
+                            lambda: self.log_heads(check), val_y if len(val) else train_y, self.hyper, seed,
                             progress)
 
-    def _predict_log(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+    def log_heads(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         import torch
 
+        self.net.eval()
         size = int(self.hyper["predict_batch_size"])
         with torch.no_grad():
             parts = [self._forward(encodings[i:i + size]).numpy() for i in range(0, len(encodings), size)]
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-    def adapt(self, encodings, y, seed) -> None:
-        import torch
-
-        steps = int(self.hyper.get("finetune_steps", 0))
-        if steps and len(y) >= MIN_FINETUNE_SHOTS:
-            torch.manual_seed(seed)
-            self.net.eval()  # no dropout: K samples are too few to regularise that way
-            finetune(self.net.head.parameters(), lambda: self._forward(list(encodings)), np.asarray(y), steps,
-                     float(self.hyper["finetune_lr"]))
-        self.calibrate(encodings, y)
-
-    def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
-        self.net.eval()
-        return np.exp(self._predict_log(list(encodings)).astype(np.float64))
+        return np.concatenate(parts) if parts else np.zeros((0, self.n_heads), np.float32)
 
     def tensors(self) -> Dict[str, np.ndarray]:
-        return state_to_numpy(self.net)
+        return dict(state_to_numpy(self.net), **self.mix_tensors())
 
     def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
+        tensors = dict(tensors)
+        self.load_mix(tensors)
         numpy_to_state(self.net, tensors)

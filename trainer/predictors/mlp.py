@@ -7,8 +7,9 @@ import numpy as np
 
 from trainer.encoding import NUMERIC_FEATURES, STATIC_FEATURES, GraphEncoding
 from trainer.predictors import register
-from trainer.predictors.base import FitHistory, Predictor, ProgressFn
-from trainer.predictors.torch_fit import numpy_to_state, state_to_numpy, train_module
+from trainer.predictors.base import FitHistory, ProgressFn
+from trainer.predictors.heads import HeadsPredictor
+from trainer.predictors.torch_fit import initial_bias, numpy_to_state, state_to_numpy, train_module
 
 _FLOPS = NUMERIC_FEATURES.index("flops")
 _BYTES = NUMERIC_FEATURES.index("bytes_moved")
@@ -26,7 +27,7 @@ def aggregate(encoding: GraphEncoding, vocabulary_size: int) -> np.ndarray:
                            np.log1p((types * moved).sum(0)), mean]).astype(np.float32)
 
 
-def _net(in_dim: int, hidden: int, layers: int, dropout: float):
+def _net(in_dim: int, hidden: int, layers: int, dropout: float, heads: int):
     import torch
 
     class MLPNet(torch.nn.Module):
@@ -38,22 +39,23 @@ def _net(in_dim: int, hidden: int, layers: int, dropout: float):
             for _ in range(layers):
                 blocks += [torch.nn.Linear(width, hidden), torch.nn.ReLU(), torch.nn.Dropout(dropout)]
                 width = hidden
-            self.body = torch.nn.Sequential(*blocks, torch.nn.Linear(width, 1))
+            self.body = torch.nn.Sequential(*blocks, torch.nn.Linear(width, heads))
 
         def forward(self, features):
-            return self.body((features - self.mean) / self.std).squeeze(1)
+            return self.body((features - self.mean) / self.std)
 
     return MLPNet()
 
 
 @register("mlp")
-class MLPPredictor(Predictor):
+class MLPPredictor(HeadsPredictor):
     defaults = {"layers": 3, "hidden": 256, "dropout": 0.05, "lr": 1e-3, "weight_decay": 1e-4, "epochs": 400,
                 "patience": 40, "batch_size": 64}
 
     def build(self) -> None:
         width = len(STATIC_FEATURES) + 3 * (len(self.vocabulary) + 1) + len(NUMERIC_FEATURES)
-        self.net = _net(width, int(self.hyper["hidden"]), int(self.hyper["layers"]), float(self.hyper["dropout"]))
+        self.net = _net(width, int(self.hyper["hidden"]), int(self.hyper["layers"]), float(self.hyper["dropout"]),
+                        self.n_heads)
         self.net.eval()
 
     def features(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
@@ -62,25 +64,29 @@ class MLPPredictor(Predictor):
     def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
         import torch
 
+        torch.manual_seed(seed)
+        self.build()  # seeded initial weights: the same fit for the same seed
         x = torch.from_numpy(self.features(train))
         with torch.no_grad():
             self.net.mean.copy_(x.mean(0))
             self.net.std.copy_(torch.clamp(x.std(0), min=1e-3))
-            self.net.body[-1].bias.fill_(float(np.mean(np.log(train_y))))
+            self.net.body[-1].bias.copy_(torch.from_numpy(initial_bias(train_y)))
         check = torch.from_numpy(self.features(val if len(val) else train))
         return train_module(self.net, lambda index: self.net(x[index]), len(train), train_y,
                             lambda: self.net(check).numpy(), val_y if len(val) else train_y, self.hyper, seed,
                             progress)
 
-    def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+    def log_heads(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         import torch
 
         self.net.eval()
         with torch.no_grad():
-            return np.exp(self.net(torch.from_numpy(self.features(encodings))).numpy().astype(np.float64))
+            return self.net(torch.from_numpy(self.features(encodings))).numpy()
 
     def tensors(self) -> Dict[str, np.ndarray]:
-        return state_to_numpy(self.net)
+        return dict(state_to_numpy(self.net), **self.mix_tensors())
 
     def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
+        tensors = dict(tensors)
+        self.load_mix(tensors)
         numpy_to_state(self.net, tensors)

@@ -12,7 +12,7 @@ from trainer.predictors import predictor_class
 from trainer.predictors.base import Predictor
 
 PREDICTOR_FORMAT = "edge-latency-predictor"
-PREDICTOR_FORMAT_VERSION = 1
+PREDICTOR_FORMAT_VERSION = 2  # 2: one output head per training device (+ the mix over them)
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 

@@ -1,5 +1,6 @@
-"""The training loop shared by the torch predictors: log-ratio MSE, AdamW, early stopping on the validation split's
-mean relative error, the best epoch's weights kept."""
+"""The training loop shared by the torch predictors: log-ratio MSE over one column per training device (missing
+measurements masked), AdamW, early stopping on the validation split's mean relative error, the best epoch's weights
+kept."""
 
 import copy
 from typing import Callable, Dict, Optional
@@ -10,19 +11,23 @@ from trainer.predictors.base import FitHistory, ProgressFn
 
 
 def relative_error(pred_log, y: np.ndarray) -> float:
-    return float(np.mean(np.abs(np.exp(pred_log) - y) / y)) if len(y) else float("nan")
+    """Mean |p - t| / t over the measured entries of y ([n] or [n, devices], NaN = not measured)."""
+    pred = np.exp(np.asarray(pred_log, dtype=np.float64)).reshape(np.shape(y))
+    known = np.isfinite(y)
+    return float(np.mean(np.abs(pred[known] - y[known]) / y[known])) if known.any() else float("nan")
 
 
 def train_module(module, forward: Callable[[np.ndarray], object], n_train: int, y_train: np.ndarray,
                  validate: Callable[[], np.ndarray], y_val: np.ndarray, hyper: Dict[str, object], seed: int,
                  progress: Optional[ProgressFn] = None) -> FitHistory:
-    """forward(indices) -> predicted log ratios of those training examples; validate() -> log ratios of the
-    validation split (the training split stands in when there is no validation split)."""
+    """forward(indices) -> [batch, devices] predicted log ratios of those training examples; validate() -> the same
+    for the validation split (the training split stands in when there is no validation split). y: [n, devices]."""
     import torch
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    target = torch.as_tensor(np.log(y_train), dtype=torch.float32)
+    known = torch.as_tensor(np.isfinite(y_train))
+    target = torch.as_tensor(np.log(np.where(np.isfinite(y_train), y_train, 1.0)), dtype=torch.float32)
     optimizer = torch.optim.AdamW(module.parameters(), lr=float(hyper["lr"]), weight_decay=float(hyper["weight_decay"]))
     epochs, patience, batch = int(hyper["epochs"]), int(hyper["patience"]), int(hyper["batch_size"])
     history = FitHistory()
@@ -32,7 +37,8 @@ def train_module(module, forward: Callable[[np.ndarray], object], n_train: int, 
         order = rng.permutation(n_train)
         for start in range(0, n_train, batch):
             index = order[start:start + batch]
-            loss = torch.nn.functional.mse_loss(forward(index), target[index])
+            mask = known[index]
+            loss = torch.nn.functional.mse_loss(forward(index)[mask], target[index][mask])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -52,6 +58,12 @@ def train_module(module, forward: Callable[[np.ndarray], object], n_train: int, 
     return history
 
 
+def initial_bias(y: np.ndarray) -> np.ndarray:
+    """Per device, the mean log ratio of its measured training items (the output bias to start from)."""
+    logs = np.log(np.where(np.isfinite(y), y, np.nan))
+    return np.nan_to_num(np.nanmean(logs, axis=0)).astype(np.float32)
+
+
 def state_to_numpy(module) -> Dict[str, np.ndarray]:
     return {name: value.detach().cpu().numpy().copy() for name, value in module.state_dict().items()}
 
@@ -61,17 +73,3 @@ def numpy_to_state(module, tensors: Dict[str, np.ndarray]) -> None:
 
     module.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in tensors.items()})
     module.eval()
-
-
-def finetune(parameters, forward: Callable[[], object], y: np.ndarray, steps: int, lr: float) -> None:
-    """A few full-batch steps on a new device's K samples (log-ratio MSE), only on the given parameters."""
-    import torch
-
-    parameters = list(parameters)
-    target = torch.as_tensor(np.log(y), dtype=torch.float32)
-    optimizer = torch.optim.Adam(parameters, lr=lr)
-    for _ in range(steps):
-        loss = torch.nn.functional.mse_loss(forward(), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()

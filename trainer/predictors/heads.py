@@ -1,0 +1,88 @@
+"""Predictors with one output head per training device over a shared model (HELP's device-embedding idea done
+cheaply): the heads are log ratios to each source device's reference; a device is a non-negative mix of them.
+
+On a training device its own head is used. On a new device with only its reference measured, the heads are
+averaged; with K measured samples, the mix is fitted to the samples and the reference (ratio 1) by non-negative
+least squares in log space, shrunk toward the average by a strength chosen by leave-one-out on those same points —
+so a few samples can change the ranking, not only rescale it."""
+
+from typing import Dict, Sequence
+
+import numpy as np
+
+from trainer.encoding import GraphEncoding
+from trainer.predictors.base import Predictor
+
+SHRINK_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def fit_mix(log_heads: np.ndarray, log_y: np.ndarray, strength: float) -> np.ndarray:
+    """argmin ||L w - t||² + strength · ||w - mean||² over w >= 0 (mean = equal weights summing to 1)."""
+    from scipy.optimize import nnls
+
+    n_heads = log_heads.shape[1]
+    prior = np.full(n_heads, 1.0 / n_heads)
+    root = np.sqrt(strength)
+    a = np.vstack([log_heads, root * np.eye(n_heads)])
+    b = np.concatenate([log_y, root * prior])
+    return nnls(a, b)[0]
+
+
+def choose_strength(log_heads: np.ndarray, log_y: np.ndarray) -> float:
+    """The shrink strength with the least leave-one-out squared error on the adaptation points."""
+    n = len(log_y)
+    errors = []
+    for strength in SHRINK_GRID:
+        error = 0.0
+        for i in range(n):
+            keep = np.arange(n) != i
+            w = fit_mix(log_heads[keep], log_y[keep], strength)
+            error += float(log_heads[i] @ w - log_y[i]) ** 2
+        errors.append(error)
+    return SHRINK_GRID[int(np.argmin(errors))]
+
+
+class HeadsPredictor(Predictor):
+    """Subclasses build a model with int(hyper["heads"]) outputs and implement `log_heads`."""
+
+    multi_device = True
+
+    def __init__(self, hyper=None, **kwargs):
+        super().__init__(dict({"heads": 1}, **(hyper or {})), **kwargs)
+        self.mix = np.full(self.n_heads, 1.0 / self.n_heads)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.hyper["heads"])
+
+    def log_heads(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        """[n, heads] predicted log ratios."""
+        raise NotImplementedError
+
+    def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        return np.exp(self.log_heads(encodings).astype(np.float64) @ self.mix)
+
+    def select_device(self, index: int) -> None:
+        """Predict for training device `index` (its own head)."""
+        self.mix = np.eye(self.n_heads)[index]
+        self.calibration = (1.0, 0.0)
+
+    def adapt(self, encodings: Sequence[GraphEncoding], y: np.ndarray, seed: int) -> None:
+        """Fit the mix to the new device's points (K samples and the reference); fewer than 3: the average. One
+        head: the base class's log-affine calibration."""
+        self.calibration = (1.0, 0.0)
+        self.mix = np.full(self.n_heads, 1.0 / self.n_heads)
+        if self.n_heads == 1:
+            self.calibrate(encodings, y)
+            return
+        if len(y) < 3:
+            return
+        heads = self.log_heads(encodings).astype(np.float64)
+        target = np.log(np.asarray(y, dtype=np.float64))
+        self.mix = fit_mix(heads, target, choose_strength(heads, target))
+
+    def mix_tensors(self) -> Dict[str, np.ndarray]:
+        return {"mix": self.mix.copy()}
+
+    def load_mix(self, tensors: Dict[str, np.ndarray]) -> None:
+        self.mix = np.asarray(tensors.pop("mix"), dtype=np.float64)
