@@ -4,7 +4,7 @@ average of the source heads) and with 10 measured samples (--shots 10: the mix o
 reference). HELP (10 samples): mean ρ 0.932.
 
     .venv/bin/python benchmarks/bench_trainer_cross_device.py [--train DEVICE ...] [--target pixel3 ...]
-        [--kind gcn] [--hidden 128] [--work DIR]
+        [--kind gcn] [--hidden 128] [--cell] [--work DIR]
 """
 
 import argparse
@@ -29,6 +29,7 @@ def main():
     parser.add_argument("--train-size", type=int, default=900)
     parser.add_argument("--shots", type=int, action="append", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cell", action="store_true", help="cell-level input mode instead of ONNX graphs")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     args = parser.parse_args()
     targets, shots = args.target or TARGETS, args.shots or [0, 10]
@@ -36,14 +37,16 @@ def main():
     if set(train) & set(targets):
         parser.error("a target must not be a training device: {}".format(", ".join(sorted(set(train) & set(targets)))))
 
+    from trainer.cell_encoding import cell_vocabulary
     from trainer.evaluation import evaluate
     from trainer.fitting import fit
     from trainer.predictors.store import load_predictor
 
     dataset = prepare(args.work, sorted(set(train) | set(targets)))
-    out = args.work / "pred-cross-{}-{}-{}".format(args.kind, len(train), args.hidden)
+    out = args.work / "pred-cross-{}-{}-{}{}".format(args.kind, len(train), args.hidden, "-cell" if args.cell else "")
     start = time.perf_counter()
-    fit(dataset, train, args.kind, args.train_size, args.seed, {"hidden": args.hidden}, out)
+    fit(dataset, train, args.kind, args.train_size, args.seed, {"hidden": args.hidden}, out,
+        vocabulary=cell_vocabulary("nb201") if args.cell else None)
     print("fit on {} ({} archs each): {:.0f} s".format(", ".join(train), args.train_size, time.perf_counter() - start))
     results = []
     for target in targets:
@@ -59,7 +62,8 @@ def main():
         within = [r["metrics"]["within_10"] for r in results if r["shots"] == k]
         print("mean over targets, shots {}: ρ {:.4f}, ±10 % {:.1%} (HELP 10 shots: ρ 0.932; goal ≥ 0.97)".format(
             k, sum(rhos) / len(rhos), sum(within) / len(within)))
-    print(json.dumps({"benchmark": "nb201-cross-device", "train": train, "hidden": args.hidden, "results": results}))
+    print(json.dumps({"benchmark": "nb201-cross-device", "train": train, "kind": args.kind, "hidden": args.hidden,
+                      "cell": args.cell, "results": results}))
 
 
 if __name__ == "__main__":

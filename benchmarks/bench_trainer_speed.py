@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_trainer_speed.py [--work DIR] [--hidden 600 --hidden 128 ...]
 
-1. archs predicted per second, batched, from cached graph encodings (NB201, 15,284 archs), per predictor config —
+1. archs predicted per second, batched, from cached graph encodings (NB201, 15,284 archs), per predictor config, for
+   the ONNX-level encoding and the cell-level one (trainer.cell_encoding; the cell encoding's own cost included) —
    and, separately, the cost of encoding an arch from ONNX (build + shape inference + analysis), which a first
    prediction of an unseen model pays once;
 2. one ONNX file predicted end to end in-process (read, hash, shape inference, encode, predict; predictor loaded);
@@ -38,6 +39,26 @@ def batched_throughput(encodings, kind, hyper, limit):
     start = time.perf_counter()
     predictor.predict(batch)
     return len(batch) / (time.perf_counter() - start)
+
+
+def cell_throughput(examples, hidden):
+    """(archs/s, encoding seconds) for the cell-level GCN over every arch, encoding from the spec included."""
+    import json
+
+    from trainer.cell_encoding import cell_vocabulary
+    from trainer.encoding_cache import EncodingCache
+    from trainer.predictors import predictor_class
+
+    vocabulary = cell_vocabulary("nb201")
+    predictor = predictor_class("gcn")({"hidden": hidden}, vocabulary=vocabulary)
+    specs = [json.loads(e.spec_json) for e in examples]
+    predictor.predict([EncodingCache(None, vocabulary).for_spec(s) for s in specs[:64]])  # warm-up
+    start = time.perf_counter()
+    cache = EncodingCache(None, vocabulary)
+    encodings = [cache.for_spec(s) for s in specs]
+    encoded = time.perf_counter()
+    predictor.predict(encodings)
+    return len(specs) / (time.perf_counter() - start), encoded - start
 
 
 def encode_cost(n=40):
@@ -89,13 +110,18 @@ def main():
     from trainer.fitting import fit
 
     dataset = prepare(args.work, [args.device])
-    _, encodings = _encodings(dataset, args.device)
+    examples, encodings = _encodings(dataset, args.device)
     report = {"torch_threads": torch.get_num_threads(), "archs": len(encodings)}
     for hidden in args.hidden or [600, 128, 64]:
         limit = 2048 if hidden >= 600 else len(encodings)
         rate = batched_throughput(encodings, "gcn", {"hidden": hidden}, limit)
         report["gcn_{}_archs_per_s".format(hidden)] = round(rate)
         print("gcn 4x{}: {:,.0f} archs/s batched (cached encodings, {} archs)".format(hidden, rate, limit), flush=True)
+    for hidden in args.hidden or [600, 128]:
+        rate, encode_s = cell_throughput(examples, hidden)
+        report["gcn_{}_cell_archs_per_s".format(hidden)] = round(rate)
+        print("gcn 4x{} cell-level: {:,.0f} archs/s batched, cell encoding included ({} archs; encoding {:.2f} s)"
+              .format(hidden, rate, len(examples), encode_s), flush=True)
     for kind in ("mlp", "flops"):
         rate = batched_throughput(encodings, kind, None, len(encodings))
         report["{}_archs_per_s".format(kind)] = round(rate)

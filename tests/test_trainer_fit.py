@@ -207,3 +207,22 @@ def test_mismatched_predictor_is_refused(dataset, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["predict", "--predictor", str(tmp_path / "p"), "--space", "nb201", "--arch", "x"])
     assert done.value.code == 1 and "version 99 is not supported" in capsys.readouterr().err
+
+
+def test_cell_input_mode_fits_and_predicts_archs_only(dataset, tmp_path, capsys):
+    pred = tmp_path / "cell"
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--dataset", str(dataset.root), "--device", "dev", "--train-size", "40", "--hidden", "16",
+              "--layers", "2", "--epochs", "30", "--cell-space", "nb201", "--out", str(pred)])
+    assert done.value.code == 0
+    loaded, config = load_predictor(pred)
+    assert loaded.vocabulary[0] == "cell:nb201"
+    result = evaluate(loaded, config, dataset, "dev")
+    assert result.metrics["spearman"] > 0.5  # 40 cells of a per-op cost table: learnt, not memorised
+    space = get_space("nb201")
+    onnx_path = tmp_path / "ref.onnx"
+    onnx_path.write_bytes(space.build(space.reference_spec()).SerializeToString())
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["predict", "--predictor", str(pred), "--reference-ms", "10", str(onnx_path)])
+    assert done.value.code == 1 and "not ONNX models" in capsys.readouterr().err

@@ -29,11 +29,15 @@ def _kind_choices():
 @click.option("--hidden", type=click.IntRange(1), default=None, help="GCN/MLP hidden size (gcn default 600).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Maximum epochs.")
 @click.option("--patience", type=click.IntRange(1), default=None, help="Early-stopping patience (epochs).")
+@click.option("--cell-space", default=None,
+              help="Encode this space's cells (e.g. nb201) instead of ONNX graphs: faster, but predicts only that "
+                   "space's architectures.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Predictor directory to write.")
-def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, patience, out_dir):
+def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, patience, cell_space, out_dir):
     """Fit a predictor of latency / reference latency on one or more devices."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from trainer.cell_encoding import cell_vocabulary
     from trainer.dataset import Dataset
     from trainer.fitting import fit as run_fit
 
@@ -50,7 +54,7 @@ def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, pa
                        description="training (val error {:.2%})".format(error))
 
         result = run_fit(Dataset(dataset_dir), list(devices), kind, train_size, seed, hyper, out_dir, on_epoch,
-                         lambda: bar.advance(encode_task))
+                         lambda: bar.advance(encode_task), cell_vocabulary(cell_space) if cell_space else None)
     history = result.history
     best = min(history.val_errors) if history.val_errors else float("nan")
     click.echo("{}: trained {} on {} item(s) (+{} validation) of {}; {} epoch(s), best {} with validation error "

@@ -11,6 +11,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from edge_agent.errors import InputError
+from trainer.cell_encoding import cell_space, encode_cell_spec
 from trainer.encoding import (
     DEFAULT_VOCABULARY,
     ENCODING_VERSION,
@@ -33,9 +34,14 @@ def build_spec_model(spec: Dict[str, object]):
 
 
 class EncodingCache:
+    """A cell-level vocabulary (trainer.cell_encoding) encodes specs from their choices, in memory only (cheap), and
+    refuses ONNX files."""
+
     def __init__(self, root: Optional[Path], vocabulary: Sequence[str] = DEFAULT_VOCABULARY):
         self.vocabulary = tuple(vocabulary)
-        self.dir = Path(root) / "v{}-{}".format(ENCODING_VERSION, vocabulary_hash(vocabulary)) if root else None
+        self.cell_space = cell_space(self.vocabulary)
+        self.dir = Path(root) / "v{}-{}".format(ENCODING_VERSION, vocabulary_hash(vocabulary)) \
+            if root and not self.cell_space else None
         self._memory: Dict[str, GraphEncoding] = {}
         self._spec_index: Dict[str, str] = self._read_index()
 
@@ -70,6 +76,9 @@ class EncodingCache:
             os.replace(tmp, self.dir / "{}.npz".format(sha256))
 
     def for_model(self, model, sha256: Optional[str] = None) -> GraphEncoding:
+        if self.cell_space:
+            raise InputError("this predictor reads {} cells (--input cell): give --space/--arch or --spec, not ONNX "
+                             "models".format(self.cell_space))
         sha256 = sha256 or model_sha256(model)
         cached = self.get(sha256)
         if cached is None:
@@ -95,6 +104,10 @@ class EncodingCache:
 
     def for_spec(self, spec: Dict[str, object]) -> GraphEncoding:
         key = spec_key(spec)
+        if self.cell_space:
+            if key not in self._memory:
+                self._memory[key] = encode_cell_spec(spec, self.vocabulary)
+            return self._memory[key]
         sha256 = self._spec_index.get(key)
         cached = self.get(sha256) if sha256 else None
         if cached is None:

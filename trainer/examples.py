@@ -78,6 +78,8 @@ def encode_examples(examples: Sequence[Example], dataset: Dataset, cache: Encodi
 
 
 def _encode(example: Example, dataset: Dataset, cache: EncodingCache) -> GraphEncoding:
+    if cache.cell_space and example.spec_json:
+        return cache.for_spec(json.loads(example.spec_json))
     if example.model_sha256:
         cached = cache.get(example.model_sha256)
         if cached is not None:

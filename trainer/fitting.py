@@ -41,16 +41,18 @@ def split_items(item_ids: Sequence[str], train_size: Optional[int], seed: int) -
 
 def fit(dataset: Dataset, devices: Sequence[str], kind: str, train_size: Optional[int], seed: int,
         hyper: Optional[Dict[str, object]], out_dir: Optional[Path], progress: Optional[ProgressFn] = None,
-        encode_progress: Optional[Callable[[], None]] = None) -> FitResult:
+        encode_progress: Optional[Callable[[], None]] = None, vocabulary: Optional[Sequence[str]] = None) -> FitResult:
     """Kinds with one head per device (multi_device) learn every device's ratio of an item at once; the others
-    learn one device."""
+    learn one device. `vocabulary` picks the input mode (default: the kind's ONNX-level one; a cell-level one from
+    trainer.cell_encoding)."""
     examples = load_examples(dataset, devices)
     if not examples:
         raise InputError("no valid measurements for device(s) {}".format(", ".join(devices)))
     train_ids, val_ids = split_items([e.item_id for e in examples], train_size, seed)
     cls = predictor_class(kind)
     multi = getattr(cls, "multi_device", False)
-    predictor = cls(dict(hyper or {}, heads=len(devices)) if multi else hyper)
+    options = {"vocabulary": tuple(vocabulary)} if vocabulary else {}
+    predictor = cls(dict(hyper or {}, heads=len(devices)) if multi else hyper, **options)
     predictor.prepare(dataset, devices)
     if len(devices) > 1 and not multi:
         raise InputError("predictor kind {!r} learns one device; give one --device".format(kind))
