@@ -25,6 +25,8 @@ def test_cell_graph_follows_the_cell_edges():
     # the output
     assert edges == {(0, 1), (0, 2), (1, 3), (0, 4), (1, 5), (2, 6), (3, 6), (4, 7), (5, 7), (6, 7)}
     assert len(EDGES) == 6
+    dead = NB201_CELL_VOCABULARY.index("dead")
+    assert enc.x[:8, dead].tolist() == [0, 0, 1, 1, 0, 0, 1, 0]  # off every input-output path, or `none`
 
 
 def test_static_totals_equal_the_onnx_encodings():

@@ -8,7 +8,7 @@ The mode is the vocabulary: its first entry names the space ("cell:nb201"). The 
 network's, equal to the ONNX encoding's: every edge of a cell is computed, so each total is the reference network's
 plus, per edge, the difference its op makes — measured once per process from a few built networks."""
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -16,8 +16,11 @@ from edge_agent.errors import InputError
 from trainer.encoding import GraphEncoding, feature_count
 
 CELL_PREFIX = "cell:"
+# "dead" flags an edge off every input-to-output path of non-`none` edges: the networks BRP-NAS's LatBench measured
+# leave those out (their latencies group by the live edges' ops, HELP's and HW-NAS-Bench's by all edges' ops), so
+# one encoding serves both kinds of source device.
 NB201_CELL_VOCABULARY: Tuple[str, ...] = ("cell:nb201", "input", "output", "none", "skip_connect", "nor_conv_1x1",
-                                          "nor_conv_3x3", "avg_pool_3x3")
+                                          "nor_conv_3x3", "avg_pool_3x3", "dead")
 CELL_VOCABULARIES: Dict[str, Tuple[str, ...]] = {"nb201": NB201_CELL_VOCABULARY}
 _TOTALS: Dict[str, np.ndarray] = {}  # op -> static-feature totals (linear, not log) of the network it is part of
 
@@ -50,6 +53,7 @@ def encode_nb201_cell(cell: Sequence[str]) -> GraphEncoding:
     from kernels.spaces.nb201 import EDGES
 
     vocabulary = NB201_CELL_VOCABULARY
+    live = _live_edges(cell)
     n = len(EDGES) + 2  # input, one node per edge, output; then the global node
     x = np.zeros((n + 1, feature_count(vocabulary)), dtype=np.float32)
     x[0, vocabulary.index("input")] = 1.0
@@ -58,6 +62,7 @@ def encode_nb201_cell(cell: Sequence[str]) -> GraphEncoding:
     edges: List[Tuple[int, int]] = []
     for k, ((to, source), op) in enumerate(zip(EDGES, cell), start=1):
         x[k, vocabulary.index(op)] = 1.0
+        x[k, vocabulary.index("dead")] = float(k - 1 not in live)
         feeders = [0] if source == 0 else [m for m, (t, _) in enumerate(EDGES, start=1) if t == source]
         edges += [(f, k) for f in feeders]
         if to == 3:
@@ -65,6 +70,21 @@ def encode_nb201_cell(cell: Sequence[str]) -> GraphEncoding:
     glob = [(i, n) for i in range(n)] + [(n, i) for i in range(n)]
     edge_index = np.asarray(edges + glob, dtype=np.int64).T
     return GraphEncoding(x, edge_index, _nb201_static(cell))
+
+
+def _live_edges(cell: Sequence[str]) -> Set[int]:
+    """Indices of the edges on some input-to-output path that avoids `none` edges."""
+    from kernels.spaces.nb201 import EDGES
+
+    forward, backward = {0}, {3}
+    for (to, source), op in sorted(zip(EDGES, cell)):
+        if op != "none" and source in forward:
+            forward.add(to)
+    for (to, source), op in sorted(zip(EDGES, cell), reverse=True):
+        if op != "none" and to in backward:
+            backward.add(source)
+    return {k for k, ((to, source), op) in enumerate(zip(EDGES, cell))
+            if op != "none" and source in forward and to in backward}
 
 
 def _nb201_static(cell: Sequence[str]) -> np.ndarray:
