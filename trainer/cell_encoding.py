@@ -53,7 +53,7 @@ def encode_nb201_cell(cell: Sequence[str]) -> GraphEncoding:
     from kernels.spaces.nb201 import EDGES
 
     vocabulary = NB201_CELL_VOCABULARY
-    live = _live_edges(cell)
+    live = live_edges(cell)
     n = len(EDGES) + 2  # input, one node per edge, output; then the global node
     x = np.zeros((n + 1, feature_count(vocabulary)), dtype=np.float32)
     x[0, vocabulary.index("input")] = 1.0
@@ -72,7 +72,7 @@ def encode_nb201_cell(cell: Sequence[str]) -> GraphEncoding:
     return GraphEncoding(x, edge_index, _nb201_static(cell))
 
 
-def _live_edges(cell: Sequence[str]) -> Set[int]:
+def live_edges(cell: Sequence[str]) -> Set[int]:
     """Indices of the edges on some input-to-output path that avoids `none` edges."""
     from kernels.spaces.nb201 import EDGES
 
