@@ -6,12 +6,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+import numpy as np
+
 from edge_agent.bundle.schema import (KIND_MODEL, STATUS_FAILED, STATUS_INVALID, STATUS_OK, MeasurementRecord, ModelRef,
                                       ProtocolConfig, RunSettings)
 from edge_agent.bundle.store import Bundle
 from edge_agent.measure.job import Job, JobResult, ModelToRun
 from edge_agent.measure.worker import Worker
-from edge_agent.stats import summarize
+from edge_agent.stats import summarize, window_ratios
 
 
 # Items start this far below the throttle point, so one item's heat cannot carry it into throttling.
@@ -62,18 +64,24 @@ def utc_now() -> str:
 
 
 def validity_reasons(result: JobResult, protocol: ProtocolConfig) -> List[str]:
+    """Why a measurement cannot be trusted. With an interleaved reference the ratio is what is used downstream, so
+    it is judged by how well its per-window values agree (drift and contention move item and reference together);
+    a standalone item is judged by the robust CV of its samples."""
     from edge_agent.device.snapshot import compare_snapshots
 
     reasons = []
     if result.state_before is not None and result.state_after is not None:
         reasons.extend(compare_snapshots(result.state_before, result.state_after))
-    streams = [("", result.samples_ns)]
     if result.reference_samples_ns is not None:
-        streams.append(("reference ", result.reference_samples_ns))
-    for label, windows in streams:
-        robust_cv = summarize(windows).robust_cv
-        if math.isnan(robust_cv) or robust_cv > protocol.cv_threshold:
-            reasons.append("{}CV {:.1%} over the {:.1%} threshold".format(label, robust_cv, protocol.cv_threshold))
+        ratios = window_ratios(result.samples_ns, result.reference_samples_ns)
+        spread = (max(ratios) - min(ratios)) / float(np.median(ratios)) if ratios else math.nan
+        if math.isnan(spread) or spread > protocol.cv_threshold:
+            reasons.append("window ratios spread {:.1%}, over the {:.1%} threshold".format(
+                spread, protocol.cv_threshold))
+        return reasons
+    robust_cv = summarize(result.samples_ns).robust_cv
+    if math.isnan(robust_cv) or robust_cv > protocol.cv_threshold:
+        reasons.append("CV {:.1%} over the {:.1%} threshold".format(robust_cv, protocol.cv_threshold))
     return reasons
 
 
