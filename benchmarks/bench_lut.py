@@ -8,7 +8,6 @@ baseline, scored in absolute ms and as the ratio to the interleaved reference. P
 """
 
 import argparse
-import glob
 import hashlib
 import os
 import subprocess
@@ -80,11 +79,13 @@ def _cli(*args) -> float:
 
 
 def _onnx_by_sha(*dirs):
+    """Every .onnx below the folders, hidden ones included (space subnets live in a bundle's .cache/)."""
     found = {}
     for d in dirs:
-        for path in glob.glob(os.path.join(d, "**", "*.onnx"), recursive=True):
-            with open(path, "rb") as handle:
-                found[hashlib.sha256(handle.read()).hexdigest()] = path
+        for parent, _, files in os.walk(d):
+            for path in (os.path.join(parent, f) for f in files if f.endswith(".onnx")):
+                with open(path, "rb") as handle:
+                    found[hashlib.sha256(handle.read()).hexdigest()] = path
     return found
 
 
@@ -123,11 +124,13 @@ def device(args) -> None:
     ref = os.path.join(args.work, "reference.onnx")
     with open(ref, "wb") as handle:
         handle.write(zoo.build("mobilenet_v2", hw=args.hw, seed=1).SerializeToString())
-    minutes = {"kernels": _cli("profile", "--kernels", "--kernel-samples", str(args.kernel_samples), "--out", kb,
-                               *common)}
-    minutes["fusion"] = _cli("detect-fusion", "--out", kb, *common)
-    minutes["supernet"] = _cli("profile", "--subnets", str(args.subnets), "--out", sb, *common)
-    minutes["zoo"] = _cli("profile", "--models", zdir, "--reference", ref, "--out", zb, *common)
+    minutes = {}
+    if not args.score_only:
+        minutes["kernels"] = _cli("profile", "--kernels", "--kernel-samples", str(args.kernel_samples), "--out", kb,
+                                  *common)
+        minutes["fusion"] = _cli("detect-fusion", "--out", kb, *common)
+        minutes["supernet"] = _cli("profile", "--subnets", str(args.subnets), "--out", sb, *common)
+        minutes["zoo"] = _cli("profile", "--models", zdir, "--reference", ref, "--out", zb, *common)
     table = lut_from_bundles([kb])
     sets = {"cifar-supernet": _measured(sb, sb), "zoo ({} archs, {}x{})".format(len(zoo.NAMES), args.hw, args.hw):
             _measured(zb, zdir)}
@@ -158,6 +161,7 @@ def main() -> None:
     parser.add_argument("--kernel-samples", type=int, default=60)
     parser.add_argument("--subnets", type=int, default=40)
     parser.add_argument("--hw", type=int, default=96)
+    parser.add_argument("--score-only", action="store_true", help="score the bundles already under --work")
     args = parser.parse_args()
     synthetic() if args.what == "synthetic" else device(args)
 
