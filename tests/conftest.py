@@ -45,3 +45,14 @@ def run_cli(*args, env=None, timeout=300):
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m"] + list(args), capture_output=True, text=True, env=full_env,
                           timeout=timeout, cwd=REPO)
+
+
+def valid_counts(bundle_dir: str, item_kind: str):
+    """item_id -> number of valid records of that kind: what 'loses and duplicates nothing' is checked on."""
+    from edge_agent.bundle.store import read_records
+
+    counts = {}
+    for record in read_records(bundle_dir).records:
+        if record.status == "ok" and record.item_kind == item_kind:
+            counts[record.item_id] = counts.get(record.item_id, 0) + 1
+    return counts

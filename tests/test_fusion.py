@@ -4,12 +4,12 @@ as three with onnxruntime's optimizations disabled; rule tables round-trip throu
 import json
 
 import pytest
+from conftest import run_cli
 
 from edge_agent.bundle.schema import ProtocolConfig, RunSettings
 from edge_agent.fusion.cases import CASES_BY_NAME, build_case
 from edge_agent.fusion.detect import detect_fusion, timing_test
 from edge_agent.fusion.rules import load_tables
-from tests.conftest import run_cli
 
 SHORT = ProtocolConfig(warmup_min_runs=3, warmup_min_time_ns=20_000_000, min_runs=6, min_time_ns=60_000_000,
                        windows=3, timeout_s=120.0)

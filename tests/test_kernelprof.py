@@ -9,11 +9,11 @@ import time
 
 import numpy as np
 import pytest
+from conftest import REPO, run_cli, valid_counts
 
 from edge_agent.bundle.store import MEASUREMENTS, read_records
 from edge_agent.kernelprof.sampler import cv_errors, run_sampling
 from edge_agent.kernelprof.space import KERNEL_TYPES, acceptable, draw, load_prior, sample_near, sample_prior
-from tests.conftest import REPO, run_cli
 
 FAST = ["--protocol", "quick", "--warmup-time", "0.02", "--min-time", "0.06", "--cv-threshold", "5", "--retries", "0"]
 KERNEL_ARGS = ["--kernels", "--kernel-types", "conv,add", "--kernel-samples", "6"]
@@ -61,14 +61,6 @@ def test_sampling_stops_at_target_accuracy():
     assert len(state.configs) < 200 and state.rounds[-1].accuracy >= 0.95
 
 
-def _valid_kernels(out):
-    counts = {}
-    for record in read_records(out).records:
-        if record.status == "ok" and record.item_kind == "kernel":
-            counts[record.item_id] = counts.get(record.item_id, 0) + 1
-    return counts
-
-
 def test_kill_9_then_resume_and_build_a_lut(tmp_path):
     out = str(tmp_path / "bundle")
     command = [sys.executable, "-m", "edge_agent", "profile", "--out", out] + KERNEL_ARGS + FAST
@@ -76,17 +68,17 @@ def test_kill_9_then_resume_and_build_a_lut(tmp_path):
                                start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if os.path.exists(os.path.join(out, MEASUREMENTS)) and len(_valid_kernels(out)) >= 3:
+        if os.path.exists(os.path.join(out, MEASUREMENTS)) and len(valid_counts(out, "kernel")) >= 3:
             break
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    survived = _valid_kernels(out)
+    survived = valid_counts(out, "kernel")
     assert len(survived) >= 3
 
     result = run_cli("edge_agent", "profile", "--out", out, *(KERNEL_ARGS + FAST))
     assert result.returncode == 0, result.stderr
-    counts = _valid_kernels(out)
+    counts = valid_counts(out, "kernel")
     assert set(counts.values()) == {1}  # nothing measured twice
     assert set(survived) <= set(counts) and len(counts) == 13  # overhead kernel + 6 conv + 6 add
     assert "{} already in the bundle".format(len(survived)) in result.stdout

@@ -8,7 +8,7 @@ import sys
 import time
 
 import onnx
-from conftest import REPO, run_cli, tiny_conv_model
+from conftest import REPO, run_cli, tiny_conv_model, valid_counts
 
 from edge_agent.bundle.store import MEASUREMENTS, read_records
 
@@ -25,14 +25,6 @@ def _models_dir(tmp_path, count):
     return str(folder), str(reference)
 
 
-def _valid_by_item(out):
-    counts = {}
-    for record in read_records(out).records:
-        if record.status == "ok" and record.item_kind == "model":
-            counts[record.item_id] = counts.get(record.item_id, 0) + 1
-    return counts
-
-
 def test_kill_9_mid_profile_then_resume_loses_and_duplicates_nothing(tmp_path):
     models, reference = _models_dir(tmp_path, 6)
     out = str(tmp_path / "bundle")
@@ -43,20 +35,20 @@ def test_kill_9_mid_profile_then_resume_loses_and_duplicates_nothing(tmp_path):
     measurements = os.path.join(out, MEASUREMENTS)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if len(_valid_by_item(out) if os.path.exists(measurements) else {}) >= 2:
+        if len(valid_counts(out, "model") if os.path.exists(measurements) else {}) >= 2:
             break
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)  # the agent and its measuring child, as a power cut would
     process.wait()
     before = read_records(out).records
-    survived = _valid_by_item(out)
+    survived = valid_counts(out, "model")
     assert 2 <= len(survived) < 6
 
     result = run_cli("edge_agent", "profile", "--out", out, "--models", models, "--reference", reference, *FAST)
     assert result.returncode == 0, result.stderr
     after = read_records(out).records
     assert [r.record_id for r in after[:len(before)]] == [r.record_id for r in before]
-    counts = _valid_by_item(out)
+    counts = valid_counts(out, "model")
     assert len(counts) == 6 and set(counts.values()) == {1}
     assert "already done" in result.stdout and "{} already done".format(len(survived)) in result.stdout
 
@@ -72,7 +64,7 @@ def test_budget_stops_cleanly_and_rerun_finishes(tmp_path):
     assert kinds[0] == "reference" and kinds[-1] == "reference"  # opened and closed even when cut short
     second = run_cli(*args)
     assert second.returncode == 0
-    assert len(_valid_by_item(out)) == 4
+    assert len(valid_counts(out, "model")) == 4
 
 
 def test_pack_covers_every_file_with_a_checksum(tmp_path):

@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+from conftest import run_cli, tiny_conv_model
 
 from edge_agent.bundle.store import read_records
 from kernels import zoo
 from kernels.single import build_kernel_model
 from lut.partition import partition
-from tests.conftest import run_cli, tiny_conv_model
 from tests.test_lut import FUSED, _hand_built
 from trainer.cli import main
 from trainer.dataset import Dataset
