@@ -19,8 +19,9 @@ from edge_agent.errors import EXIT_INVALID, AgentError
 @click.option("--protocol", default="default", show_default=True, help="Measurement protocol preset.")
 @click.option("--kind", default="gcn", show_default=True, help="Predictor kind.")
 @click.option("--hidden", type=click.IntRange(1), default=None, help="GCN hidden size (default 600).")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Maximum training epochs.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, seed):
+def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, epochs, seed):
     """Profile cifar-supernet subnets here, ingest, fit, and print the evaluation table."""
     from trainer.commands_model import _print_metrics
     from trainer.dataset import Dataset
@@ -34,7 +35,7 @@ def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, seed
     report = ingest(bundle, dataset)
     device = report.devices[0]
     click.echo("ingested {} record(s) for device {}".format(report.added, device))
-    hyper = {"hidden": hidden} if hidden else {}
+    hyper = {key: value for key, value in (("hidden", hidden), ("epochs", epochs)) if value is not None}
     result = fit(dataset, [device], kind, None, seed, hyper, work_dir / "predictor")
     click.echo("fitted {} on {} subnets (+{} for validation)".format(kind, len(result.train_items),
                                                                     len(result.val_items)))
