@@ -101,15 +101,18 @@ def predict(predictor_dir, files, space, archs, spec_files, reference_ms, as_jso
               help="CSV of id,measured_ms,predicted_ms per scored item.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG with a predicted-vs-measured scatter and an error CDF.")
+@click.option("--measured", type=click.Choice(["absolute", "ratio"]), default="absolute", show_default=True,
+              help="Score against each item's absolute median, or against its drift-free interleaved ratio x the "
+                   "device's reference latency.")
 @json_option
-def evaluate(predictor_dir, dataset_dir, device, shots, seed, predictions_out, plot_out, as_json):
+def evaluate(predictor_dir, dataset_dir, device, shots, seed, predictions_out, plot_out, measured, as_json):
     """Score a predictor on a device's measurements it did not train on."""
     from trainer.dataset import Dataset
     from trainer.evaluation import evaluate as run_evaluate
     from trainer.predictors.store import load_predictor
 
     predictor, config = load_predictor(predictor_dir)
-    result = run_evaluate(predictor, config, Dataset(dataset_dir), device, shots, seed)
+    result = run_evaluate(predictor, config, Dataset(dataset_dir), device, shots, seed, measured)
     if predictions_out:
         with open(predictions_out, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -120,7 +123,7 @@ def evaluate(predictor_dir, dataset_dir, device, shots, seed, predictions_out, p
 
         plot_evaluation(result.measured_ms, result.predicted_ms, "{} ({} shots)".format(device, shots), plot_out)
     if as_json:
-        click.echo(json.dumps({"device": device, "mode": result.mode, "shots": shots,
+        click.echo(json.dumps({"device": device, "mode": result.mode, "shots": shots, "measured": measured,
                                "reference_ms": result.reference_ms, "metrics": result.metrics}))
         return
     _print_metrics(result)

@@ -25,8 +25,14 @@ class Evaluation:
     metrics: Dict[str, float]
 
 
+MEASURED_ABSOLUTE = "absolute"
+MEASURED_RATIO = "ratio"
+
+
 def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, device: str, shots: int = 0,
-             seed: int = 0) -> Evaluation:
+             seed: int = 0, measured: str = MEASURED_ABSOLUTE) -> Evaluation:
+    """`measured="ratio"` scores against the drift-free measurement, the item's interleaved ratio times the device's
+    reference latency, instead of the item's absolute median, which carries the machine's drift between items."""
     training = config.get("training", {})
     seen = device in training.get("devices", [])
     examples = load_examples(dataset, [device])
@@ -47,15 +53,22 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     predicted = predictor.predict(encode_examples(scored, dataset, cache))
     if predictor.target == "ratio":
         predicted = predicted * reference_ms
-    measured = np.asarray([e.latency_ms for e in scored], dtype=np.float64)
+    if measured == MEASURED_RATIO:
+        truth = np.asarray([e.ratio * reference_ms for e in scored], dtype=np.float64)
+    else:
+        truth = np.asarray([e.latency_ms for e in scored], dtype=np.float64)
     return Evaluation(device, "training device (unseen items)" if seen else "new device", shots, reference_ms,
-                      [e.item_id for e in scored], measured, predicted, score(measured, predicted))
+                      [e.item_id for e in scored], truth, predicted, score(truth, predicted))
 
 
 def _adapt(predictor: Predictor, examples, shot_set, dataset: Dataset, cache: EncodingCache, seed: int) -> None:
-    """A ratio predictor adapts to the K samples and the reference (ratio 1 by definition; always measured)."""
+    """A ratio predictor adapts to the K samples and the reference (ratio 1 by definition; always measured);
+    an absolute one (lut) to the K samples' latencies."""
     points = list(shot_set)
     if predictor.target == "ratio":
         points += [e for e in examples if e.is_reference][:1]
+        targets = ratios(points)
+    else:
+        targets = np.asarray([e.latency_ms for e in points], dtype=np.float64)
     if points:
-        predictor.adapt(encode_examples(points, dataset, cache), ratios(points), seed)
+        predictor.adapt(encode_examples(points, dataset, cache), targets, seed)

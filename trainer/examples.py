@@ -30,8 +30,10 @@ def reference_latency_ms(rows: Sequence[Dict[str, object]], device: str) -> floa
     """The device's reference latency: the median of its standalone reference measurements, else of the references
     interleaved with its items."""
     own = [r["latency_ms"] for r in rows if r["device"] == device and r["valid"] and r["item_kind"] == "reference"]
+    # Kernel rows are interleaved with the reference kernel, not the reference model: they say nothing here.
     interleaved = [r["reference_latency_ms"] for r in rows
-                   if r["device"] == device and r["valid"] and r["reference_latency_ms"]]
+                   if r["device"] == device and r["valid"] and r["reference_latency_ms"]
+                   and r["item_kind"] in MODEL_KINDS]
     values = own or interleaved
     if not values:
         raise InputError("device {!r} has no valid reference measurement".format(device))

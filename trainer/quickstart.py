@@ -42,7 +42,10 @@ def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, epoc
     from trainer.predictors.store import load_predictor
 
     predictor, config = load_predictor(work_dir / "predictor")
-    _print_metrics(evaluate(predictor, config, dataset, device, 0, seed))
+    for measured in ("absolute", "ratio"):
+        click.echo("scored against the {} measurement".format(
+            "absolute median" if measured == "absolute" else "drift-free (interleaved ratio x reference)"))
+        _print_metrics(evaluate(predictor, config, dataset, device, 0, seed, measured))
 
 
 def _profile(bundle: Path, subnets: int, runtime: str, threads: int, protocol: str, seed: int) -> None:
