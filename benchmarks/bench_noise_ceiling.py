@@ -1,0 +1,64 @@
+"""The measurement's own noise ceiling (issue 4, benchmark 3): re-measure a subset of a profiled bundle's subnets and
+report how often a second pass agrees with the first within ±10 % / ±5 % — absolute medians and interleaved ratios.
+A predictor scored against these measurements cannot be expected to beat this share.
+
+  python benchmarks/bench_noise_ceiling.py runs/this-cpu/bundle [--count 30] [-- extra profile args]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from edge_agent.bundle.store import read_records
+from edge_agent.stats import interleaved_ratio, summarize
+
+
+def _first_pass(bundle: str):
+    """item model sha -> (median ns, ratio) of the valid interleaved records, and the reference's model sha."""
+    records = [r for r in read_records(bundle).records if r.valid and r.reference_samples_ns]
+    first = {r.model.model_sha256: (summarize(r.samples_ns).median_ns,
+                                    interleaved_ratio(r.samples_ns, r.reference_samples_ns)) for r in records}
+    return first, records[0].reference.model_sha256
+
+
+def _agreement(a, b):
+    error = np.abs(np.asarray(b) / np.asarray(a) - 1)
+    return float(np.mean(error <= 0.10)), float(np.mean(error <= 0.05)), float(np.median(error))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle")
+    parser.add_argument("--count", type=int, default=30)
+    parser.add_argument("extra", nargs="*")
+    args = parser.parse_args()
+    first, reference_sha = _first_pass(args.bundle)
+    cache = os.path.join(args.bundle, ".cache", "models")
+    chosen = sorted(first)[:args.count]
+    with tempfile.TemporaryDirectory() as workdir:
+        models = os.path.join(workdir, "models")
+        os.makedirs(models)
+        for sha in chosen:
+            shutil.copy(os.path.join(cache, sha + ".onnx"), models)
+        reference = os.path.join(workdir, "reference.onnx")
+        shutil.copy(os.path.join(cache, reference_sha + ".onnx"), reference)
+        out = os.path.join(workdir, "again")
+        subprocess.run([sys.executable, "-m", "edge_agent", "profile", "--out", out, "--models", models,
+                        "--reference", reference] + args.extra, check=False, capture_output=True)
+        second, _ = _first_pass(out)
+    both = [sha for sha in chosen if sha in second]
+    print("| measurement, second pass vs first ({} subnets) | within ±10 % | within ±5 % | median error |".format(
+        len(both)))
+    print("| --- | --- | --- | --- |")
+    for label, index in (("absolute median", 0), ("interleaved ratio", 1)):
+        within_10, within_5, median = _agreement([first[s][index] for s in both], [second[s][index] for s in both])
+        print("| {} | {:.1%} | {:.1%} | {:.2%} |".format(label, within_10, within_5, median))
+
+
+if __name__ == "__main__":
+    main()
