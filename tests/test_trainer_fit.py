@@ -82,7 +82,7 @@ def test_gcn_fit_learns_and_round_trips(dataset, tmp_path):
     assert np.array_equal(result.predictor.predict(encodings), loaded.predict(encodings))
 
 
-@pytest.mark.parametrize("kind", ["mlp", "flops"])
+@pytest.mark.parametrize("kind", ["mlp", "flops", "additive"])
 def test_other_kinds_fit_and_round_trip(dataset, tmp_path, kind):
     result = fit(dataset, ["dev", "other"], kind, 30, 1, {"epochs": 30} if kind == "mlp" else None, tmp_path / kind)
     loaded, config = load_predictor(tmp_path / kind)
@@ -226,3 +226,13 @@ def test_cell_input_mode_fits_and_predicts_archs_only(dataset, tmp_path, capsys)
     with pytest.raises(SystemExit) as done:
         main(["predict", "--predictor", str(pred), "--reference-ms", "10", str(onnx_path)])
     assert done.value.code == 1 and "not ONNX models" in capsys.readouterr().err
+
+
+def test_additive_recovers_an_additive_cost(dataset, tmp_path):
+    # The synthetic "dev" latency is a sum of per-op costs: a node-additive model must fit it much better than FLOPs.
+    scores = {}
+    for kind in ("additive", "flops"):
+        fit(dataset, ["dev"], kind, 36, 0, None, tmp_path / kind)
+        loaded, config = load_predictor(tmp_path / kind)
+        scores[kind] = evaluate(loaded, config, dataset, "dev").metrics["mape_pct"]
+    assert scores["additive"] < 0.5 * scores["flops"]

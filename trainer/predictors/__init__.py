@@ -1,6 +1,7 @@
 """Predictor kinds, in a registry: a new kind is one module that calls `register`.
 
-Built in: gcn (BRP-NAS-style graph network), mlp (static + aggregated features), flops (FLOPs-linear baseline).
+Built in: gcn (BRP-NAS-style graph network), mlp (static + aggregated features), flops (FLOPs-linear baseline),
+additive (ridge on per-op-group sums), lut (kernel lookup tables).
 """
 
 import importlib
@@ -13,6 +14,7 @@ BUILTIN_KINDS: Dict[str, str] = {
     "gcn": "trainer.predictors.gcn",
     "mlp": "trainer.predictors.mlp",
     "flops": "trainer.predictors.flops",
+    "additive": "trainer.predictors.additive",
     "lut": "trainer.predictors.lut",
 }
 _REGISTRY: Dict[str, Type] = {}
