@@ -23,7 +23,7 @@ def _kill_child_when_busy(worker, sig):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         process = worker._process
-        if process is not None and process.pid and process.is_alive():
+        if process is not None and process.pid and process.poll() is None:
             time.sleep(1.0)  # let it get into the timing loop
             os.kill(process.pid, sig)
             return

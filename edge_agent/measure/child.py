@@ -64,3 +64,17 @@ def _open(model: ModelToRun, job: Job):
                                    **session_options(job.settings, job.mnn_cache_dir))
     load_ns = time.perf_counter_ns() - start
     return session, load_ns, time_once(session.run)
+
+
+def main(argv) -> None:
+    """Entry point of the child interpreter: `python -m edge_agent.measure.child FD [CPU,CPU...]`."""
+    from multiprocessing.connection import Connection
+
+    cpus = tuple(int(cpu) for cpu in argv[1].split(",")) if len(argv) > 1 else None
+    serve(Connection(int(argv[0])), cpus)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

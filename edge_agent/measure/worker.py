@@ -1,8 +1,16 @@
-"""Parent side of the measuring child: per-item timeout, crash isolation, restart."""
+"""Parent side of the measuring child: per-item timeout, crash isolation, restart.
 
-import multiprocessing
+The child is a fresh interpreter (`python -m edge_agent.measure.child FD`) talking over a socketpair, not a
+multiprocessing Process: spawn would also start multiprocessing's resource tracker, a third interpreter that costs
+~13 MB on a board where the whole agent aims at 150 MB."""
+
+import os
 import signal
+import socket
+import subprocess
+import sys
 import time
+from multiprocessing.connection import Connection
 from typing import Optional, Tuple
 
 from edge_agent.measure.job import Job, JobResult
@@ -33,7 +41,7 @@ class Worker:
                     return JobResult.model_validate(self._conn.recv())
                 except EOFError:
                     return self._died()
-            if not self._process.is_alive():
+            if self._process.poll() is not None:
                 return self._died()
         self._kill()
         return JobResult(error="timed out after {:.0f} s; the child was killed".format(timeout_s))
@@ -45,29 +53,40 @@ class Worker:
             self._conn.send(None)
         except (BrokenPipeError, OSError):
             pass
-        self._process.join(timeout=5)
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
         self._kill()
 
     def _start(self) -> None:
-        from edge_agent.measure.child import serve
-
-        context = multiprocessing.get_context("spawn")
-        self._conn, child_conn = context.Pipe()
-        self._process = context.Process(target=serve, args=(child_conn, self._cpus), daemon=True)
-        self._process.start()
-        child_conn.close()
+        parent_end, child_end = socket.socketpair()
+        command = [sys.executable, "-m", "edge_agent.measure.child", str(child_end.fileno())]
+        if self._cpus:
+            command.append(",".join(str(cpu) for cpu in self._cpus))
+        self._process = subprocess.Popen(command, pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL)
+        child_end.close()
+        self._conn = Connection(os.dup(parent_end.fileno()))
+        parent_end.close()
 
     def _died(self) -> JobResult:
-        self._process.join(timeout=5)
-        code = self._process.exitcode
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        code = self._process.returncode
+        self._conn.close()
         self._process = None
         self._conn = None
         return JobResult(error="the runtime crashed: {}".format(_describe_exit(code)))
 
     def _kill(self) -> None:
-        if self._process is not None and self._process.is_alive():
+        if self._process is not None and self._process.poll() is None:
             self._process.kill()
-            self._process.join(timeout=5)
+            self._process.wait()
+        if self._conn is not None:
+            self._conn.close()
         self._process = None
         self._conn = None
 
