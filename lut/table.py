@@ -46,6 +46,10 @@ class KernelLUT:
     kinds: Dict[str, KindModel] = field(default_factory=dict)
     fallback_coef: np.ndarray = field(default_factory=lambda: np.zeros(3))  # ns = a + b*MFLOPs + c*KB moved
     model_overhead_ns: float = 0.0
+    # model = kernel_scale * sum(kernels) + per_kernel_ns * kernels + model_overhead_ns: kernels run back to back
+    # inside a model cost more (or less) than alone — layout conversions, cache state — and that is fitted here.
+    kernel_scale: float = 1.0
+    per_kernel_ns: float = 0.0
     skipped: int = 0  # samples that were not one kernel under these rules
 
     def predict_kernel(self, kernel: Kernel) -> KernelPrediction:
@@ -61,15 +65,34 @@ class KernelLUT:
         return KernelPrediction(kernel, float(latency), FALLBACK)
 
     def predict_model(self, model: onnx.ModelProto) -> Tuple[float, List[KernelPrediction]]:
-        """Predicted latency in ns (sum of kernels + per-model overhead) and the per-kernel breakdown."""
+        """Predicted latency in ns (calibrated sum of kernels) and the per-kernel breakdown."""
         kernels = [self.predict_kernel(k) for k in partition(model, self.absorbed)]
-        return max(sum(p.latency_ns for p in kernels) + self.model_overhead_ns, 0.0), kernels
+        return self.combine(sum(p.latency_ns for p in kernels), len(kernels)), kernels
+
+    def combine(self, kernel_sum_ns: float, kernel_count: int) -> float:
+        return max(self.kernel_scale * kernel_sum_ns + self.per_kernel_ns * kernel_count + self.model_overhead_ns,
+                   0.0)
 
     def fit_overhead(self, models: Sequence[onnx.ModelProto], measured_ns: Sequence[float]) -> None:
-        """The per-model term: the median of what whole-model measurements show beyond the kernels' sum."""
-        self.model_overhead_ns = 0.0
-        gaps = [m - self.predict_model(model)[0] for model, m in zip(models, measured_ns)]
-        self.model_overhead_ns = float(np.median(gaps)) if gaps else self.call_overhead_ns
+        predictions = [[self.predict_kernel(k) for k in partition(model, self.absorbed)] for model in models]
+        self.calibrate([sum(p.latency_ns for p in kernels) for kernels in predictions],
+                       [len(kernels) for kernels in predictions], measured_ns)
+
+    def calibrate(self, kernel_sums_ns: Sequence[float], kernel_counts: Sequence[int],
+                  measured_ns: Sequence[float]) -> None:
+        """Fit scale, per-kernel and per-model terms to whole-model measurements (non-negative least squares on
+        relative error); with fewer than 4 models only the per-model term, as the median gap."""
+        sums, counts, measured = (np.asarray(v, dtype=np.float64) for v in (kernel_sums_ns, kernel_counts,
+                                                                               measured_ns))
+        self.kernel_scale, self.per_kernel_ns = 1.0, 0.0
+        if len(measured) < 4:
+            self.model_overhead_ns = float(np.median(measured - sums)) if len(measured) else self.call_overhead_ns
+            return
+        from scipy.optimize import nnls
+
+        design = np.stack([sums, counts, np.ones_like(sums)], axis=1) / measured[:, None]
+        coef = nnls(design, np.ones_like(measured))[0]
+        self.kernel_scale, self.per_kernel_ns, self.model_overhead_ns = (float(c) for c in coef)
 
 
 def fit_lut(samples: Sequence[KernelSample], absorbed: Pairs, settings: Dict[str, object],

@@ -53,13 +53,12 @@ class LutPredictor(Predictor):
         self.reference_ms = reference_latency_ms(rows, device)
 
     def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
-        """The per-model overhead: the median of what the training models measured beyond their kernels' sum."""
+        """The calibration of kernel sums to whole models (lut.table.KernelLUT.calibrate) on the training models."""
         if self.table is None:
             raise InputError("the lut predictor is built from a dataset's kernel records (trainer fit --kind lut)")
-        sums_ns = np.asarray([self._kernel_sum_ns(e) for e in train])
+        kernels = [self.predict_kernels(e) for e in train]
         measured_ns = np.asarray(train_y, dtype=np.float64) * self.reference_ms * 1e6
-        self.table.model_overhead_ns = float(np.median(measured_ns - sums_ns)) if len(train) else \
-            self.table.call_overhead_ns
+        self.table.calibrate([sum(p.latency_ns for p in k) for k in kernels], [len(k) for k in kernels], measured_ns)
         history = FitHistory(epochs=1, best_epoch=1)
         if len(val):
             measured_ms = np.asarray(val_y, dtype=np.float64) * self.reference_ms
@@ -70,16 +69,13 @@ class LutPredictor(Predictor):
 
     def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         """Milliseconds."""
-        overhead = self.table.model_overhead_ns
-        return np.asarray([max(self._kernel_sum_ns(e) + overhead, 0.0) / 1e6 for e in encodings])
+        kernels = [self.predict_kernels(e) for e in encodings]
+        return np.asarray([self.table.combine(sum(p.latency_ns for p in k), len(k)) / 1e6 for k in kernels])
 
     def predict_kernels(self, encoding: GraphEncoding):
-        """The per-kernel breakdown (lut.table.KernelPrediction: kernel, latency_ns, source exact|regressor|fallback)."""
+        """Per kernel: lut.table.KernelPrediction (kernel, latency_ns, source exact|regressor|fallback)."""
         return [self.table.predict_kernel(k) for k in partition_encoding(encoding, self.table.absorbed,
                                                                          self.vocabulary)]
-
-    def _kernel_sum_ns(self, encoding: GraphEncoding) -> float:
-        return sum(p.latency_ns for p in self.predict_kernels(encoding))
 
     def tensors(self) -> Dict[str, np.ndarray]:
         from lut.format import lut_to_dict
