@@ -123,3 +123,17 @@ def test_multi_output_model_partitions():
     model.graph.output.append(helper.make_tensor_value_info("r1", TensorProto.FLOAT, [1, 8, 16, 16]))
     kernels = partition(model, FUSED)
     assert kernels[0].nodes == ["conv1", "bn1", "relu1"]
+
+
+def test_calibration_recovers_scale_per_kernel_and_per_model_terms():
+    from lut.table import KernelLUT
+
+    table = KernelLUT(settings={}, absorbed=frozenset(), call_overhead_ns=0.0)
+    sums = [1e5, 4e5, 2e5, 8e5, 3e5, 6e5]
+    counts = [10, 30, 50, 20, 40, 60]
+    measured = [1.5 * s + 1000.0 * c + 5000.0 for s, c in zip(sums, counts)]
+    table.calibrate(sums, counts, measured)
+    assert table.kernel_scale == pytest.approx(1.5, rel=1e-6)
+    assert table.per_kernel_ns == pytest.approx(1000.0, rel=1e-6)
+    assert table.model_overhead_ns == pytest.approx(5000.0, rel=1e-6)
+    assert table.combine(5e5, 25) == pytest.approx(1.5 * 5e5 + 25000 + 5000)
