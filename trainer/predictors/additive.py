@@ -14,7 +14,6 @@ from trainer.encoding import DEFAULT_VOCABULARY, NUMERIC_FEATURES, GraphEncoding
 from trainer.predictors import register
 from trainer.predictors.base import FitHistory, ProgressFn
 from trainer.predictors.heads import HeadsPredictor
-from trainer.predictors.torch_fit import relative_error
 
 ALPHAS = tuple(np.logspace(-4, 2, 13))
 _SUMMED = ("flops", "bytes_moved")
@@ -64,12 +63,7 @@ class AdditivePredictor(HeadsPredictor):
         for head in range(self.n_heads):
             known = np.isfinite(train_y[:, head])
             self.coef[:, head] = self._ridge(design[known], train_y[known, head])
-        history = FitHistory(epochs=1, best_epoch=1)
-        if len(val):
-            history.val_errors.append(relative_error(self.log_heads(val), val_y))
-        if progress is not None:
-            progress(1, 1, history.val_errors[-1] if history.val_errors else float("nan"))
-        return history
+        return self.closed_form_history(val, val_y, progress)
 
     @staticmethod
     def _ridge(design: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ from trainer.encoding import GraphEncoding
 from trainer.predictors import register
 from trainer.predictors.base import FitHistory, ProgressFn
 from trainer.predictors.heads import HeadsPredictor
-from trainer.predictors.torch_fit import relative_error
 
 
 @register("flops")
@@ -26,12 +25,7 @@ class FlopsPredictor(HeadsPredictor):
         for head in range(self.n_heads):
             known = np.isfinite(train_y[:, head])
             self.coef[:, head] = np.linalg.lstsq(design[known], train_y[known, head], rcond=None)[0]
-        history = FitHistory(epochs=1, best_epoch=1)
-        if len(val):
-            history.val_errors.append(relative_error(self.log_heads(val), val_y))
-        if progress is not None:
-            progress(1, 1, history.val_errors[-1] if history.val_errors else float("nan"))
-        return history
+        return self.closed_form_history(val, val_y, progress)
 
     def log_heads(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         return np.log(np.maximum(self._design(encodings) @ self.coef, 1e-9))

@@ -1,15 +1,15 @@
 """BRP-NAS-style graph convolutional predictor (Dudziak et al., NeurIPS 2020): GCN layers over the ONNX graph with a
 global node joined to every node; the global node's embedding (with the static features) is read out."""
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from trainer.encoding import STATIC_FEATURES, GraphEncoding, feature_count
 from trainer.predictors import register
 from trainer.predictors.base import FitHistory, ProgressFn
-from trainer.predictors.heads import HeadsPredictor
-from trainer.predictors.torch_fit import initial_bias, numpy_to_state, state_to_numpy, train_module
+from trainer.predictors.heads import TorchHeadsPredictor
+from trainer.predictors.torch_fit import initial_bias, train_module
 
 
 def collate(encodings: Sequence[GraphEncoding]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -50,7 +50,7 @@ def _net(in_dim: int, static_dim: int, layers: int, hidden: int, dropout: float,
 
 
 @register("gcn")
-class GCNPredictor(HeadsPredictor):
+class GCNPredictor(TorchHeadsPredictor):
     defaults = {"layers": 4, "hidden": 600, "dropout": 0.05, "lr": 5e-4, "weight_decay": 5e-4, "epochs": 250,
                 "patience": 25, "batch_size": 64, "predict_batch_size": 512}
 
@@ -89,11 +89,3 @@ class GCNPredictor(HeadsPredictor):
         with torch.no_grad():
             parts = [self._forward(encodings[i:i + size]).numpy() for i in range(0, len(encodings), size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.n_heads), np.float32)
-
-    def tensors(self) -> Dict[str, np.ndarray]:
-        return dict(state_to_numpy(self.net), **self.mix_tensors())
-
-    def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
-        tensors = dict(tensors)
-        self.load_mix(tensors)
-        numpy_to_state(self.net, tensors)

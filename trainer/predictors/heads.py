@@ -6,12 +6,12 @@ averaged; with K measured samples, the mix is fitted to the samples and the refe
 least squares in log space, shrunk toward the average by a strength chosen by leave-one-out on those same points —
 so a few samples can change the ranking, not only rescale it."""
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
 from trainer.encoding import GraphEncoding
-from trainer.predictors.base import Predictor
+from trainer.predictors.base import FitHistory, Predictor, ProgressFn
 
 SHRINK_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
@@ -62,6 +62,17 @@ class HeadsPredictor(Predictor):
     def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         return np.exp(self.log_heads(encodings).astype(np.float64) @ self.mix)
 
+    def closed_form_history(self, val, val_y: np.ndarray, progress: Optional[ProgressFn]) -> FitHistory:
+        """What a fit without epochs reports: one step, the validation error, one progress call."""
+        from trainer.predictors.torch_fit import relative_error
+
+        history = FitHistory(epochs=1, best_epoch=1)
+        if len(val):
+            history.val_errors.append(relative_error(self.log_heads(val), val_y))
+        if progress is not None:
+            progress(1, 1, history.val_errors[-1] if history.val_errors else float("nan"))
+        return history
+
     def select_device(self, index: int) -> None:
         """Predict for training device `index` (its own head)."""
         self.mix = np.eye(self.n_heads)[index]
@@ -86,3 +97,19 @@ class HeadsPredictor(Predictor):
 
     def load_mix(self, tensors: Dict[str, np.ndarray]) -> None:
         self.mix = np.asarray(tensors.pop("mix"), dtype=np.float64)
+
+
+class TorchHeadsPredictor(HeadsPredictor):
+    """Heads predictors whose model is a torch module `self.net`: weights travel as its state dict."""
+
+    def tensors(self) -> Dict[str, np.ndarray]:
+        from trainer.predictors.torch_fit import state_to_numpy
+
+        return dict(state_to_numpy(self.net), **self.mix_tensors())
+
+    def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
+        from trainer.predictors.torch_fit import numpy_to_state
+
+        tensors = dict(tensors)
+        self.load_mix(tensors)
+        numpy_to_state(self.net, tensors)

@@ -1,15 +1,15 @@
 """MLP over static features and features aggregated over the graph's nodes (op counts, FLOPs and bytes per op
 type, mean of the numeric features) — the research's MLP variant."""
 
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from trainer.encoding import NUMERIC_FEATURES, STATIC_FEATURES, GraphEncoding
 from trainer.predictors import register
 from trainer.predictors.base import FitHistory, ProgressFn
-from trainer.predictors.heads import HeadsPredictor
-from trainer.predictors.torch_fit import initial_bias, numpy_to_state, state_to_numpy, train_module
+from trainer.predictors.heads import TorchHeadsPredictor
+from trainer.predictors.torch_fit import initial_bias, train_module
 
 _FLOPS = NUMERIC_FEATURES.index("flops")
 _BYTES = NUMERIC_FEATURES.index("bytes_moved")
@@ -48,7 +48,7 @@ def _net(in_dim: int, hidden: int, layers: int, dropout: float, heads: int):
 
 
 @register("mlp")
-class MLPPredictor(HeadsPredictor):
+class MLPPredictor(TorchHeadsPredictor):
     defaults = {"layers": 3, "hidden": 256, "dropout": 0.05, "lr": 1e-3, "weight_decay": 1e-4, "epochs": 400,
                 "patience": 40, "batch_size": 64}
 
@@ -82,11 +82,3 @@ class MLPPredictor(HeadsPredictor):
         self.net.eval()
         with torch.no_grad():
             return self.net(torch.from_numpy(self.features(encodings))).numpy()
-
-    def tensors(self) -> Dict[str, np.ndarray]:
-        return dict(state_to_numpy(self.net), **self.mix_tensors())
-
-    def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
-        tensors = dict(tensors)
-        self.load_mix(tensors)
-        numpy_to_state(self.net, tensors)
