@@ -8,6 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(REPO, "tests", "fixtures")
 
 
 def tiny_conv_model(channels: int = 8, size: int = 16, dynamic: bool = False) -> onnx.ModelProto:
@@ -75,3 +76,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "board" in item.keywords:
             item.add_marker(skip)
+
+
+def copy_fixture(name: str, tmp_path):
+    """A writable copy of a board fixture tree (tune, cooling and clock tests change it), as a SysRoot."""
+    import shutil
+
+    from edge_agent.device.sysroot import SysRoot
+
+    target = str(tmp_path / name)
+    shutil.copytree(os.path.join(FIXTURES, name), target, symlinks=True)
+    return SysRoot(target)

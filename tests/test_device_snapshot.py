@@ -2,10 +2,10 @@
 
 import json
 import os
-import shutil
 import threading
 
 from click.testing import CliRunner
+from conftest import FIXTURES, copy_fixture
 
 from edge_agent.commands.check import check
 from edge_agent.device.check import other_agents, run_checks
@@ -17,14 +17,7 @@ from edge_agent.device.snapshot import (
 )
 from edge_agent.device.sysroot import SysRoot
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 ZONE0 = "sys/devices/virtual/thermal/thermal_zone0/temp"
-
-
-def copy_fixture(name: str, tmp_path) -> SysRoot:
-    target = str(tmp_path / name)
-    shutil.copytree(os.path.join(FIXTURES, name), target, symlinks=True)
-    return SysRoot(target)
 
 
 def snap(**fields) -> DeviceSnapshot:

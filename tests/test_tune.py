@@ -1,24 +1,17 @@
 """tune / reset against copies of the fixture trees: reset restores exactly what tune found."""
 
 import os
-import shutil
 
 import pytest
 from click.testing import CliRunner
+from conftest import copy_fixture
 
 from edge_agent.cli import cli
 from edge_agent.device.sysroot import SysRoot
 from edge_agent.device.tune import TuneError, reset, tune
 from edge_agent.errors import InputError
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 GPU = "sys/devices/17000000.gv11b/devfreq/17000000.gv11b"
-
-
-def copy_fixture(name: str, tmp_path) -> SysRoot:
-    target = str(tmp_path / name)
-    shutil.copytree(os.path.join(FIXTURES, name), target, symlinks=True)
-    return SysRoot(target)
 
 
 def clock_files(root: SysRoot):
