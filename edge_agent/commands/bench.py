@@ -5,9 +5,9 @@ import os
 import click
 
 from edge_agent.bundle.schema import KIND_MODEL, KIND_REFERENCE, STATUS_FAILED, STATUS_OK
-from edge_agent.commands.measuring import input_shape_list, measurement_options, measuring_session, stored_item
+from edge_agent.commands.measuring import measurement_options, measuring_session, stored_item
 from edge_agent.errors import EXIT_INVALID, AgentError
-from edge_agent.onnx_io import load_model
+from edge_agent.onnx_io import load_model, parse_input_shapes
 
 
 @click.command()
@@ -28,7 +28,7 @@ def bench(model_path, reference_path, out, input_shapes, again, **options):
     anew and appends a second record."""
     from rich.console import Console
 
-    shapes = input_shape_list(input_shapes)
+    shapes = parse_input_shapes(list(input_shapes))
     model = load_model(model_path, shapes)
     reference = load_model(reference_path) if reference_path else None
     with measuring_session(out, options) as session:

@@ -5,7 +5,7 @@ import functools
 import os
 import sys
 import uuid
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import click
 
@@ -127,9 +127,3 @@ def stored_item(bundle: Bundle, info: ModelInfo, item_id: str, kind: str, name: 
     ref = ModelRef(item_id=item_id, model_sha256=info.sha256, model_path=relative, name=name)
     return Item(ref=ref, onnx_path=os.path.join(bundle.path, relative), input_shapes=info.input_shapes, kind=kind,
                 spec=spec)
-
-
-def input_shape_list(values: List[str]):
-    from edge_agent.onnx_io import parse_input_shapes
-
-    return parse_input_shapes(list(values))
