@@ -1,7 +1,8 @@
 """Benchmark 2 (issue 4): cross-device. Train one head per source device of ../shared/data/nb201 (by default every
 device that is not a target), evaluate on the targets with only the target's reference latency (--shots 0: the
 average of the source heads) and with 10 measured samples (--shots 10: the mix of source heads fitted to them and the
-reference). HELP (10 samples): mean ρ 0.932.
+reference). HELP (10 samples): mean ρ 0.932. Each target's ρ is printed beside its noise ceiling (the ρ an oracle
+that knows the noise-free table reaches against the measured one; bench_trainer_ceiling.py).
 
     .venv/bin/python benchmarks/bench_trainer_cross_device.py [--train DEVICE ...] [--target pixel3 ...]
         [--kind gcn] [--hidden 128] [--cell] [--work DIR]
@@ -12,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from bench_trainer_ceiling import read_rows, spearman_ceiling
 from bench_trainer_nb201 import DEFAULT_WORK, prepare
 
 TARGETS = ["pixel3", "silver_4210r", "samsung_a50", "sd855_cpu_kryo485_int8", "titanxp_1"]
@@ -49,13 +51,16 @@ def main():
         vocabulary=cell_vocabulary("nb201") if args.cell else None)
     print("fit on {} ({} archs each): {:.0f} s".format(", ".join(train), args.train_size, time.perf_counter() - start))
     results = []
+    table = read_rows()
     for target in targets:
+        ceiling = spearman_ceiling(table, target + "_ms")[2]
         for k in shots:
             predictor, config = load_predictor(out)  # fresh: adaptation must not leak between targets
             m = evaluate(predictor, config, dataset, target, shots=k, seed=args.seed).metrics
-            results.append({"target": target, "shots": k, "metrics": m})
-            print("{:>24} shots {:>2}: ρ {:.4f}  τ {:.4f}  ±10 % {:6.1%}  ±5 % {:6.1%}  MAPE {:5.1f} %  (n={})".format(
-                target, k, m["spearman"], m["kendall"], m["within_10"], m["within_5"], m["mape_pct"], m["n"]),
+            results.append({"target": target, "shots": k, "metrics": m, "spearman_ceiling": ceiling})
+            print("{:>24} shots {:>2}: ρ {:.4f} (ceiling {:.3f})  τ {:.4f}  ±10 % {:6.1%}  ±5 % {:6.1%}  "
+                  "MAPE {:5.1f} %  (n={})".format(
+                target, k, m["spearman"], ceiling, m["kendall"], m["within_10"], m["within_5"], m["mape_pct"], m["n"]),
                 flush=True)
     for k in shots:
         rhos = [r["metrics"]["spearman"] for r in results if r["shots"] == k]
