@@ -6,7 +6,7 @@ averaged; with K measured samples, the mix is fitted to the samples and the refe
 least squares in log space, shrunk toward the average by a strength chosen by leave-one-out on those same points —
 so a few samples can change the ranking, not only rescale it.
 
-Measured on the public NB201 tables (10 sources, 5 targets, 20 draws of 10 shots): a free intercept, signed ridge
+Measured on the public NB201 tables (10 sources, 5 targets, 10 to 20 draws of 10 shots): a free intercept, signed ridge
 weights, ridge on the leading principal components of the heads, the best subset of one to three heads, a refit of
 the last layer pulled toward the mix, and 3000 instead of 900 training archs per source: none beat this by more than
 0.002 mean ρ, several lost up to 0.005. The gap to the best mix in hindsight (+0.026) is what 10 noisy samples cannot
