@@ -4,7 +4,7 @@ cifar-supernet subnets and on the kernels.zoo architectures (no kernel sample dr
 baseline, scored in absolute ms and as the ratio to the interleaved reference. Prints markdown tables.
 
   .venv/bin/python benchmarks/bench_lut.py synthetic
-  .venv/bin/python benchmarks/bench_lut.py device --runtime ort --work /tmp/lut-ort [--kernel-samples 60 --subnets 40]
+  .venv/bin/python benchmarks/bench_lut.py device --runtime ort --work /tmp/lut-ort [--kernel-samples 40 --subnets 40]
 """
 
 import argparse
@@ -126,8 +126,9 @@ def device(args) -> None:
         handle.write(zoo.build("mobilenet_v2", hw=args.hw, seed=1).SerializeToString())
     minutes = {}
     if not args.score_only:
+        space = ["--kernel-space", args.kernel_space] if args.kernel_space else []
         minutes["kernels"] = _cli("profile", "--kernels", "--kernel-samples", str(args.kernel_samples), "--out", kb,
-                                  *common)
+                                  *(common + space))
         minutes["fusion"] = _cli("detect-fusion", "--out", kb, *common)
         minutes["supernet"] = _cli("profile", "--subnets", str(args.subnets), "--out", sb, *common)
         minutes["zoo"] = _cli("profile", "--models", zdir, "--reference", ref, "--out", zb, *common)
@@ -161,6 +162,8 @@ def main() -> None:
     parser.add_argument("--kernel-samples", type=int, default=60)
     parser.add_argument("--subnets", type=int, default=40)
     parser.add_argument("--hw", type=int, default=96)
+    parser.add_argument("--kernel-space", default="cifar-supernet",
+                        help="the space whose layers the kernel profile measures first ('' for none)")
     parser.add_argument("--score-only", action="store_true", help="score the bundles already under --work")
     args = parser.parse_args()
     synthetic() if args.what == "synthetic" else device(args)

@@ -22,18 +22,21 @@ from edge_agent.errors import EXIT_INVALID, InputError
 @click.option("--kernel-types", default="conv,dwconv,fc,maxpool,avgpool,global_avgpool,add,concat,act",
               show_default=True, help="With --kernels: the kernel types to sample.")
 @click.option("--kernel-samples", type=click.IntRange(5, 100000), default=60, show_default=True,
-              help="With --kernels: measurements per kernel type at most.")
+              help="With --kernels: measurements per kernel type at most (x4 for conv, x2 for dwconv).")
+@click.option("--kernel-space", default=None,
+              help="With --kernels: measure this space's own layers first (up to half of each type's samples).")
 @measurement_options
 def profile(out, space, subnets, seed, models_dir, reference_path, budget, kernels, kernel_types, kernel_samples,
-            **options):
+            kernel_space, **options):
     """Measure many models, each interleaved with the reference; re-running resumes."""
     from edge_agent.profile.plan import folder_plan, space_plan
 
     if kernels:
-        from edge_agent.kernelprof.command import run_kernel_profile
+        from edge_agent.kernelprof.command import run_kernel_profile, space_layers
 
+        seeded = space_layers(kernel_space, seed)
         with measuring_session(out, options) as session:
-            return run_kernel_profile(session, kernel_types, kernel_samples, seed, budget)
+            return run_kernel_profile(session, kernel_types, kernel_samples, seed, budget, seeded)
 
     if models_dir and not reference_path:
         raise InputError("--models needs --reference FILE (the model every item is interleaved with)")

@@ -1,10 +1,12 @@
 """`edge-agent profile --kernels`: the kernel sampling loop with a progress bar and a summary."""
 
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import click
 
 from edge_agent.errors import EXIT_INVALID, InputError
+
+SPACE_MODELS = 100  # subnets whose layers --kernel-space reads: past ~100 few new layer shapes appear
 
 
 def parse_kernel_types(value: str) -> Sequence[str]:
@@ -18,18 +20,32 @@ def parse_kernel_types(value: str) -> Sequence[str]:
     return names
 
 
-def run_kernel_profile(session, kernel_types: str, per_type: int, seed: int, budget_min: Optional[float]) -> int:
+def space_layers(kernel_space: Optional[str], seed: int):
+    """The space's own layer configs per kernel type (empty without --kernel-space)."""
+    if not kernel_space:
+        return {}
+    from edge_agent.kernelprof.space_prior import space_kernel_configs
+    from kernels.errors import KernelsError
+
+    try:
+        return space_kernel_configs(kernel_space, SPACE_MODELS, seed)
+    except KernelsError as error:
+        raise InputError("--kernel-space: {}".format(error)) from error
+
+
+def run_kernel_profile(session, kernel_types: str, per_type: int, seed: int, budget_min: Optional[float],
+                       seeded: Optional[Dict[str, List[Dict[str, object]]]] = None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from edge_agent.kernelprof.run import SamplingPlan, profile_kernels
     from edge_agent.profile.run import describe
 
-    plan = SamplingPlan(kernel_types=parse_kernel_types(kernel_types), per_type=per_type,
-                        initial=max(5, per_type // 3), batch=max(2, per_type // 6), seed=seed)
+    plan = SamplingPlan(kernel_types=parse_kernel_types(kernel_types), per_type=per_type, seed=seed,
+                        seeded=seeded or {})
     columns = [TextColumn("kernels"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task("kernels", total=len(plan.kernel_types) * per_type + 1)
+        task = bar.add_task("kernels", total=plan.total() + 1)
 
         def on_record(record, done, total):
             bar.update(task, completed=done, total=total)

@@ -52,7 +52,7 @@ def features(config: Dict[str, object], flops: int, bytes_moved: int, names: Seq
             field, value = name.split("=", 1)
             row.append(1.0 if field in config and _category(config[field]) == value else 0.0)
         else:
-            value = config.get(name, 0)
+            value = config.get(name, 1 if name == "groups" else 0)  # kernels.single's default: not grouped
             row.append(math.log1p(float(np.mean(value)) if isinstance(value, list) else float(value)))
     return np.asarray(row, dtype=np.float64)
 

@@ -18,15 +18,25 @@ from edge_agent.measure.runner import Item, Session, measure_item, valid_records
 from edge_agent.stats import summarize
 
 
+# Convolutions carry most of a CNN's latency and have the largest config space (five dimensions), depthwise ones come
+# next: a fixed count per type left the conv regressor with a few dozen points, far too few for real models.
+TYPE_WEIGHTS = {"conv": 4, "dwconv": 2}
+
+
 @dataclass(frozen=True)
 class SamplingPlan:
     kernel_types: Sequence[str]
-    per_type: int = 60  # measurements per kernel type at most
-    initial: int = 20
-    batch: int = 10
+    per_type: int = 60  # measurements per kernel type at most, times TYPE_WEIGHTS
     seed: int = 0
     threshold: float = 0.10
     target_accuracy: float = 0.95
+    seeded: Dict[str, Sequence[Dict[str, object]]] = field(default_factory=dict)  # a space's layers, per type
+
+    def budget(self, kernel_type: str) -> int:
+        return self.per_type * TYPE_WEIGHTS.get(kernel_type, 1)
+
+    def total(self) -> int:
+        return sum(self.budget(t) for t in self.kernel_types)
 
 
 @dataclass
@@ -68,7 +78,7 @@ def profile_kernels(session: Session, plan: SamplingPlan, budget_s: Optional[flo
     done = valid_records(session.bundle.records().records, session.settings, reference.ref.item_id)
     known = {item_id: summarize(r.samples_ns).median_ns for item_id, r in done.items()}
     outcome = KernelOutcome()
-    planned = len(plan.kernel_types) * plan.per_type + 1
+    planned = plan.total() + 1
 
     def measure_one(kernel_spec: Dict[str, object]) -> float:
         item_id = spec_id(kernel_spec)
@@ -89,8 +99,9 @@ def profile_kernels(session: Session, plan: SamplingPlan, budget_s: Optional[flo
     try:
         measure_one(OVERHEAD_SPEC)
         for kernel_type in plan.kernel_types:
-            state = run_sampling(kernel_type, measure, plan.per_type, plan.initial, plan.batch, plan.seed,
-                                 plan.threshold, plan.target_accuracy)
+            budget = plan.budget(kernel_type)
+            state = run_sampling(kernel_type, measure, budget, max(5, budget // 3), max(2, budget // 6), plan.seed,
+                                 plan.threshold, plan.target_accuracy, seeded=plan.seeded.get(kernel_type, ()))
             outcome.rounds[kernel_type] = state.rounds
     except _BudgetSpent:
         outcome.out_of_budget = True

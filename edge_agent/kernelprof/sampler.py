@@ -105,11 +105,16 @@ def adaptive_batch(state: SamplingState, n: int, threshold: float, seed: int,
 def run_sampling(kernel_type: str, measure: Measure, budget: int, initial: int, batch: int, seed: int,
                  threshold: float = 0.10, target_accuracy: float = 0.95, adaptive: bool = True,
                  use_sklearn: Optional[bool] = None,
-                 on_round: Optional[Callable[[RoundReport], None]] = None) -> SamplingState:
-    """Measure `initial` configs, then rounds of `batch` until the target accuracy or `budget` measurements.
+                 on_round: Optional[Callable[[RoundReport], None]] = None,
+                 seeded: Sequence[Dict[str, object]] = ()) -> SamplingState:
+    """Measure `seeded` configs (up to half the budget: a model space's own layers) and `initial` ones, then rounds
+    of `batch` until the target accuracy or `budget` measurements.
     With adaptive=False every round is uniform (the baseline adaptive sampling must beat)."""
     state = SamplingState(kernel_type)
-    first = initial_configs(kernel_type, min(initial, budget), seed)
+    first = [dict(c) for c in seeded[:budget // 2]]
+    taken = {json.dumps(c, sort_keys=True) for c in first}
+    first += [c for c in initial_configs(kernel_type, min(initial, budget - len(first)), seed)
+              if json.dumps(c, sort_keys=True) not in taken]
     state.add(first, measure(kernel_type, first))
     round_index = 0
     while len(state.configs) < budget:

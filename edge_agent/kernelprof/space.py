@@ -54,6 +54,9 @@ def _geometry(kernel_type: str, rng, hw: int, cin: int, cout: int, prior: dict) 
         config = {"hw": hw, "cin": cin, "kernel": kernel, "stride": stride, "act": _choice(rng, prior["activations"])}
         if kernel_type == "conv":
             config["cout"] = cout
+            grouped = prior["grouped_conv"]
+            if kernel > 1 and rng.random_sample() < grouped["share"]:
+                config = _grouped(config, int(_choice(rng, grouped["group_width"])))
         return config
     if kernel_type in ("maxpool", "avgpool"):
         kernel = int(_choice(rng, prior["kernel_sizes"][kernel_type]))
@@ -86,12 +89,24 @@ def sample_uniform(kernel_type: str, rng: np.random.RandomState) -> Dict[str, ob
     return _geometry(kernel_type, rng, hw, cin, cout, load_prior())
 
 
+def _grouped(config: Dict[str, object], group_width: int) -> Dict[str, object]:
+    """The conv as a grouped one of this many input channels per group (RegNet, ResNeXt), channels rounded so both
+    divide by the group count."""
+    groups = max(2, int(round(float(config["cin"]) / group_width)))
+    grouped = dict(config, cin=groups * group_width, groups=groups)
+    grouped["cout"] = groups * max(1, int(round(float(config["cout"]) / groups)))
+    return grouped
+
+
 def sample_near(config: Dict[str, object], rng: np.random.RandomState) -> Dict[str, object]:
-    """nn-Meter's neighbourhood: channels scaled by [0.5, 1.2), everything else kept."""
+    """nn-Meter's neighbourhood: channels scaled by [0.5, 1.2), everything else kept (a grouped conv keeps its
+    group width)."""
     near = dict(config)
     for key in ("cin", "cout", "cin2"):
         if key in near:
             near[key] = _round_ch(float(near[key]) * rng.uniform(0.5, 1.2))
+    if int(config.get("groups", 1)) > 1:
+        near = _grouped(near, int(config["cin"]) // int(config["groups"]))
     return near
 
 
@@ -105,7 +120,7 @@ def cost(kernel_type: str, config: Dict[str, object]) -> Tuple[float, float]:
     out_hw = max(1.0, np.ceil(hw / stride))
     if kernel_type in ("conv", "dwconv"):
         cout = float(config.get("cout", cin))
-        per_out = kernel * kernel * (1.0 if kernel_type == "dwconv" else cin)
+        per_out = kernel * kernel * (1.0 if kernel_type == "dwconv" else cin / float(config.get("groups", 1)))
         params = cout * per_out
         return 2 * cout * out_hw ** 2 * per_out, 4 * (cin * hw ** 2 + cout * out_hw ** 2 + params)
     if kernel_type in ("maxpool", "avgpool"):
