@@ -1,11 +1,12 @@
 """Benchmark 2 (issue 4): cross-device. Train one head per source device of ../shared/data/nb201 (by default every
 device that is not a target), evaluate on the targets with only the target's reference latency (--shots 0: the
 average of the source heads) and with 10 measured samples (--shots 10: the mix of source heads fitted to them and the
-reference). HELP (10 samples): mean ρ 0.932. Each target's ρ is printed beside its noise ceiling (the ρ an oracle
+reference; the 10 are the ones the predictor chooses, or a random draw with --shot-selection random). HELP (10
+samples): mean ρ 0.932. Each target's ρ is printed beside its noise ceiling (the ρ an oracle
 that knows the noise-free table reaches against the measured one; bench_trainer_ceiling.py).
 
     .venv/bin/python benchmarks/bench_trainer_cross_device.py [--train DEVICE ...] [--target pixel3 ...]
-        [--kind gcn] [--hidden 128] [--cell] [--work DIR]
+        [--kind gcn] [--hidden 128] [--cell] [--work DIR] [--shot-selection chosen|random] [--seeds N] [--reuse]
 """
 
 import argparse
@@ -31,6 +32,9 @@ def main():
     parser.add_argument("--train-size", type=int, default=900)
     parser.add_argument("--shots", type=int, action="append", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shot-selection", choices=["chosen", "random"], default="chosen")
+    parser.add_argument("--seeds", type=int, default=1, help="random shot draws (seed, seed+1, ...) averaged per target")
+    parser.add_argument("--reuse", action="store_true", help="evaluate the predictor already fitted in the work dir")
     parser.add_argument("--cell", action="store_true", help="cell-level input mode instead of ONNX graphs")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     args = parser.parse_args()
@@ -46,17 +50,20 @@ def main():
 
     dataset = prepare(args.work, sorted(set(train) | set(targets)))
     out = args.work / "pred-cross-{}-{}-{}{}".format(args.kind, len(train), args.hidden, "-cell" if args.cell else "")
-    start = time.perf_counter()
-    fit(dataset, train, args.kind, args.train_size, args.seed, {"hidden": args.hidden}, out,
-        vocabulary=cell_vocabulary("nb201") if args.cell else None)
-    print("fit on {} ({} archs each): {:.0f} s".format(", ".join(train), args.train_size, time.perf_counter() - start))
+    if not (args.reuse and (out / "config.json").is_file()):
+        start = time.perf_counter()
+        fit(dataset, train, args.kind, args.train_size, args.seed, {"hidden": args.hidden}, out,
+            vocabulary=cell_vocabulary("nb201") if args.cell else None)
+        print("fit on {} ({} archs each): {:.0f} s".format(", ".join(train), args.train_size,
+                                                           time.perf_counter() - start))
+    draws = range(args.seed, args.seed + (args.seeds if args.shot_selection == "random" else 1))
     results = []
     table = read_rows()
     for target in targets:
         ceiling = spearman_ceiling(table, target + "_ms")[2]
         for k in shots:
-            predictor, config = load_predictor(out)  # fresh: adaptation must not leak between targets
-            m = evaluate(predictor, config, dataset, target, shots=k, seed=args.seed).metrics
+            m = _mean_metrics([evaluate(*load_predictor(out), dataset, target, shots=k, seed=s,  # fresh predictor
+                                        shot_selection=args.shot_selection).metrics for s in (draws if k else draws[:1])])
             results.append({"target": target, "shots": k, "metrics": m, "spearman_ceiling": ceiling})
             print("{:>24} shots {:>2}: ρ {:.4f} (ceiling {:.3f})  τ {:.4f}  ±10 % {:6.1%}  ±5 % {:6.1%}  "
                   "MAPE {:5.1f} %  (n={})".format(
@@ -68,7 +75,13 @@ def main():
         print("mean over targets, shots {}: ρ {:.4f}, ±10 % {:.1%} (HELP 10 shots: ρ 0.932; goal ≥ 0.97)".format(
             k, sum(rhos) / len(rhos), sum(within) / len(within)))
     print(json.dumps({"benchmark": "nb201-cross-device", "train": train, "kind": args.kind, "hidden": args.hidden,
-                      "cell": args.cell, "results": results}))
+                      "cell": args.cell, "shot_selection": args.shot_selection, "draws": len(draws),
+                      "results": results}))
+
+
+def _mean_metrics(runs):
+    """Each metric averaged over the shot draws (the item count is the same in each)."""
+    return dict({name: sum(m[name] for m in runs) / len(runs) for name in runs[0]}, n=runs[0]["n"])
 
 
 if __name__ == "__main__":

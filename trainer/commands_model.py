@@ -96,6 +96,9 @@ def predict(predictor_dir, files, space, archs, spec_files, reference_ms, as_jso
 @click.option("--device", required=True, help="Device whose measurements are scored.")
 @click.option("--shots", type=click.IntRange(0), default=0, show_default=True,
               help="Measured samples of the device used to adapt the predictor (not scored).")
+@click.option("--shot-selection", type=click.Choice(["chosen", "random"]), default="chosen", show_default=True,
+              help="Which K items adapt the predictor: the ones it chooses as most informative (what "
+                   "`trainer calibration-set` asks a user to measure), or a random draw with --seed.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--predictions-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV of id,measured_ms,predicted_ms per scored item.")
@@ -105,14 +108,15 @@ def predict(predictor_dir, files, space, archs, spec_files, reference_ms, as_jso
               help="Score against each item's absolute median, or against its drift-free interleaved ratio x the "
                    "device's reference latency.")
 @json_option
-def evaluate(predictor_dir, dataset_dir, device, shots, seed, predictions_out, plot_out, measured, as_json):
+def evaluate(predictor_dir, dataset_dir, device, shots, shot_selection, seed, predictions_out, plot_out, measured,
+             as_json):
     """Score a predictor on a device's measurements it did not train on."""
     from trainer.dataset import Dataset
     from trainer.evaluation import evaluate as run_evaluate
     from trainer.predictors.store import load_predictor
 
     predictor, config = load_predictor(predictor_dir)
-    result = run_evaluate(predictor, config, Dataset(dataset_dir), device, shots, seed, measured)
+    result = run_evaluate(predictor, config, Dataset(dataset_dir), device, shots, seed, measured, shot_selection)
     if predictions_out:
         with open(predictions_out, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -123,7 +127,8 @@ def evaluate(predictor_dir, dataset_dir, device, shots, seed, predictions_out, p
 
         plot_evaluation(result.measured_ms, result.predicted_ms, "{} ({} shots)".format(device, shots), plot_out)
     if as_json:
-        click.echo(json.dumps({"device": device, "mode": result.mode, "shots": shots, "measured": measured,
+        click.echo(json.dumps({"device": device, "mode": result.mode, "shots": shots, "shot_selection": shot_selection,
+                               "measured": measured,
                                "reference_ms": result.reference_ms, "metrics": result.metrics}))
         return
     _print_metrics(result)

@@ -11,6 +11,7 @@ from trainer.encoding_cache import EncodingCache
 from trainer.examples import encode_examples, load_examples, ratios
 from trainer.metrics import score
 from trainer.predictors.base import Predictor
+from trainer.predictors.heads import choose_shots, shot_design
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,17 @@ class Evaluation:
 
 MEASURED_ABSOLUTE = "absolute"
 MEASURED_RATIO = "ratio"
+SHOT_SELECTIONS = ("chosen", "random")
 
 
 def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, device: str, shots: int = 0,
-             seed: int = 0, measured: str = MEASURED_ABSOLUTE) -> Evaluation:
+             seed: int = 0, measured: str = MEASURED_ABSOLUTE, shot_selection: str = "chosen") -> Evaluation:
     """`measured="ratio"` scores against the drift-free measurement, the item's interleaved ratio times the device's
-    reference latency, instead of the item's absolute median, which carries the machine's drift between items."""
+    reference latency, instead of the item's absolute median, which carries the machine's drift between items.
+    `shot_selection="chosen"` measures the K items `choose_shots` picks from the predictor alone (what a user
+    calibrating a new board would be asked to profile); "random" draws them with `seed`."""
+    if shot_selection not in SHOT_SELECTIONS:
+        raise InputError("shot selection must be one of {}, not {!r}".format(", ".join(SHOT_SELECTIONS), shot_selection))
     training = config.get("training", {})
     seen = device in training.get("devices", [])
     examples = load_examples(dataset, [device])
@@ -42,15 +48,24 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     pool = [e for e in examples if e.item_id not in trained and not e.is_reference]
     if shots < 0 or shots >= len(pool):
         raise InputError("--shots {} leaves nothing to score ({} unseen items on {})".format(shots, len(pool), device))
-    order = np.random.default_rng(seed).permutation(len(pool))
-    shot_set = [pool[i] for i in order[:shots]]
-    scored = [pool[i] for i in sorted(order[shots:])]
     cache = EncodingCache(dataset.encodings_dir, predictor.vocabulary)
+    encodings = encode_examples(pool, dataset, cache)
+    references = [e for e in examples if e.is_reference][:1]
+    reference_encodings = encode_examples(references, dataset, cache)
+    if shot_selection == "random" or not shots:
+        picked = np.random.default_rng(seed).permutation(len(pool))[:shots]
+    else:
+        known = shot_design(predictor, reference_encodings) if references else None
+        picked = choose_shots(shot_design(predictor, encodings), shots, known)
+    shot_index = set(int(i) for i in picked)
+    scored_index = [i for i in range(len(pool)) if i not in shot_index]
     if seen and hasattr(predictor, "select_device"):
         predictor.select_device(training["devices"].index(device))
     elif not seen:
-        _adapt(predictor, examples, shot_set, dataset, cache, seed)
-    predicted = predictor.predict(encode_examples(scored, dataset, cache))
+        _adapt(predictor, [pool[i] for i in picked] + references,
+               [encodings[i] for i in picked] + reference_encodings, seed)
+    scored = [pool[i] for i in scored_index]
+    predicted = predictor.predict([encodings[i] for i in scored_index])
     if predictor.target == "ratio":
         predicted = predicted * reference_ms
     if measured == MEASURED_RATIO:
@@ -61,14 +76,14 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
                       [e.item_id for e in scored], truth, predicted, score(truth, predicted))
 
 
-def _adapt(predictor: Predictor, examples, shot_set, dataset: Dataset, cache: EncodingCache, seed: int) -> None:
+def _adapt(predictor: Predictor, points, encodings, seed: int) -> None:
     """A ratio predictor adapts to the K samples and the reference (ratio 1 by definition; always measured);
-    an absolute one (lut) to the K samples' latencies."""
-    points = list(shot_set)
+    an absolute one (lut) to the K samples' latencies only."""
     if predictor.target == "ratio":
-        points += [e for e in examples if e.is_reference][:1]
         targets = ratios(points)
     else:
+        keep = [i for i, e in enumerate(points) if not e.is_reference]
+        points, encodings = [points[i] for i in keep], [encodings[i] for i in keep]
         targets = np.asarray([e.latency_ms for e in points], dtype=np.float64)
     if points:
-        predictor.adapt(encode_examples(points, dataset, cache), targets, seed)
+        predictor.adapt(encodings, targets, seed)

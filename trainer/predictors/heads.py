@@ -10,7 +10,14 @@ Measured on the public NB201 tables (10 sources, 5 targets, 10 to 20 draws of 10
 weights, ridge on the leading principal components of the heads, the best subset of one to three heads, a refit of
 the last layer pulled toward the mix, and 3000 instead of 900 training archs per source: none beat this by more than
 0.002 mean ρ, several lost up to 0.005. The gap to the best mix in hindsight (+0.026) is what 10 noisy samples cannot
-pin down, not the fitting method."""
+pin down, not the fitting method.
+
+What can pin it down is which archs are measured: `choose_shots` picks the K that make the regression on head
+predictions well conditioned (greedy Bayesian D-optimal design). On the same tables, over 20 random 2000-arch candidate
+pools, it reaches mean ρ 0.958 (seed-to-seed sd 0.003, worst 0.952) against 0.948 (sd 0.013, worst 0.908) for 10
+random shots, near the 0.963 of the non-negative mix fitted on the whole target table. Spread over quantiles of the
+average prediction (0.945), the archs where the heads disagree most (0.936) and farthest-point sampling (0.951) did not
+help; the design's prior strength 1 beat 0.1 (0.955) and 10 (0.943)."""
 
 from typing import Dict, Optional, Sequence
 
@@ -20,6 +27,7 @@ from trainer.encoding import GraphEncoding
 from trainer.predictors.base import FitHistory, Predictor, ProgressFn
 
 SHRINK_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+DESIGN_PRIOR = 1.0
 
 
 def fit_mix(log_heads: np.ndarray, log_y: np.ndarray, strength: float) -> np.ndarray:
@@ -46,6 +54,39 @@ def choose_strength(log_heads: np.ndarray, log_y: np.ndarray) -> float:
             error += float(log_heads[i] @ w - log_y[i]) ** 2
         errors.append(error)
     return SHRINK_GRID[int(np.argmin(errors))]
+
+
+def choose_shots(design: np.ndarray, k: int, known: Optional[np.ndarray] = None,
+                 prior: float = DESIGN_PRIOR) -> np.ndarray:
+    """Indices of k distinct rows of `design` (one row of regressors per candidate) chosen greedily to maximise
+    det(prior · I + Σ x xᵀ) over the chosen rows and the `known` ones (measured anyway: the reference). Each step takes
+    the row with the largest predicted variance x·M⁻¹·x, then updates M⁻¹ by Sherman–Morrison; ties go to the first."""
+    design = np.asarray(design, dtype=np.float64)
+    if not 0 <= k <= len(design):
+        raise ValueError("cannot choose {} of {} candidates".format(k, len(design)))
+    inverse = np.eye(design.shape[1]) / prior
+    rows = [] if known is None else list(np.asarray(known, dtype=np.float64).reshape(-1, design.shape[1]))
+    chosen: list = []
+    for step in range(len(rows) + k):
+        if step < len(rows):
+            x = rows[step]
+        else:
+            gain = np.einsum("ij,jk,ik->i", design, inverse, design)
+            gain[chosen] = -np.inf
+            chosen.append(int(np.argmax(gain)))
+            x = design[chosen[-1]]
+        mx = inverse @ x
+        inverse -= np.outer(mx, mx) / (1.0 + x @ mx)
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def shot_design(predictor: Predictor, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+    """The regressors few-shot adaptation fits on each item: the heads' log ratios for a mix of several heads, else
+    the log prediction and a constant (the log-affine calibration)."""
+    if isinstance(predictor, HeadsPredictor) and predictor.n_heads > 1:
+        return predictor.log_heads(encodings).astype(np.float64)
+    log_p = np.log(np.maximum(predictor.raw_predict(encodings).astype(np.float64), 1e-9))
+    return np.column_stack([log_p, np.ones(len(log_p))])
 
 
 class HeadsPredictor(Predictor):
