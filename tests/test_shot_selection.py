@@ -4,13 +4,12 @@ predictor alone (never the target's latencies), and on a synthetic two-head devi
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
+from test_cross_device_adaptation import RecordingHeads, _write_table, setup  # noqa: F401  (setup is a fixture)
 
 from trainer.evaluation import evaluate
 from trainer.examples import load_examples
 from trainer.predictors.heads import choose_shots, choose_strength, fit_mix
 from trainer.tables import import_table
-
-from test_cross_device_adaptation import RecordingHeads, _write_table, setup  # noqa: F401  (setup is a fixture)
 
 K = 10
 

@@ -57,7 +57,7 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     else:
         known = shot_design(predictor, reference_encodings) if references else None
         picked = choose_shots(shot_design(predictor, encodings), shots, known)
-    shot_index = set(int(i) for i in picked)
+    shot_index = {int(i) for i in picked}
     scored_index = [i for i in range(len(pool)) if i not in shot_index]
     if seen and hasattr(predictor, "select_device"):
         predictor.select_device(training["devices"].index(device))
