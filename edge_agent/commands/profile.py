@@ -24,7 +24,7 @@ from edge_agent.errors import EXIT_INVALID, InputError
 @click.option("--kernel-samples", type=click.IntRange(5, 100000), default=60, show_default=True,
               help="With --kernels: measurements per kernel type at most (x4 for conv, x2 for dwconv).")
 @click.option("--kernel-space", default=None,
-              help="With --kernels: measure this space's own layers first (up to half of each type's samples).")
+              help="With --kernels: also measure every distinct layer of 100 subnets of this space, first.")
 @measurement_options
 def profile(out, space, subnets, seed, models_dir, reference_path, budget, kernels, kernel_types, kernel_samples,
             kernel_space, **options):

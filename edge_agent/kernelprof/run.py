@@ -30,13 +30,13 @@ class SamplingPlan:
     seed: int = 0
     threshold: float = 0.10
     target_accuracy: float = 0.95
-    seeded: Dict[str, Sequence[Dict[str, object]]] = field(default_factory=dict)  # a space's layers, per type
+    seeded: Dict[str, Sequence[Dict[str, object]]] = field(default_factory=dict)  # a space's layers: on top
 
     def budget(self, kernel_type: str) -> int:
         return self.per_type * TYPE_WEIGHTS.get(kernel_type, 1)
 
     def total(self) -> int:
-        return sum(self.budget(t) for t in self.kernel_types)
+        return sum(self.budget(t) + len(self.seeded.get(t, ())) for t in self.kernel_types)
 
 
 @dataclass

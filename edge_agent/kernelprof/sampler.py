@@ -107,19 +107,20 @@ def run_sampling(kernel_type: str, measure: Measure, budget: int, initial: int, 
                  use_sklearn: Optional[bool] = None,
                  on_round: Optional[Callable[[RoundReport], None]] = None,
                  seeded: Sequence[Dict[str, object]] = ()) -> SamplingState:
-    """Measure `seeded` configs (up to half the budget: a model space's own layers) and `initial` ones, then rounds
-    of `batch` until the target accuracy or `budget` measurements.
+    """Measure the `seeded` configs (a model space's own layers, on top of the budget), `initial` ones, then rounds
+    of `batch` until the target accuracy or `budget` more measurements.
     With adaptive=False every round is uniform (the baseline adaptive sampling must beat)."""
     state = SamplingState(kernel_type)
-    first = [dict(c) for c in seeded[:budget // 2]]
+    first = [dict(c) for c in seeded]
     taken = {json.dumps(c, sort_keys=True) for c in first}
-    first += [c for c in initial_configs(kernel_type, min(initial, budget - len(first)), seed)
+    first += [c for c in initial_configs(kernel_type, min(initial, budget), seed)
               if json.dumps(c, sort_keys=True) not in taken]
     state.add(first, measure(kernel_type, first))
+    limit = budget + len(seeded)
     round_index = 0
-    while len(state.configs) < budget:
+    while len(state.configs) < limit:
         round_index += 1
-        n = min(batch, budget - len(state.configs))
+        n = min(batch, limit - len(state.configs))
         if adaptive:
             accuracy, fresh = adaptive_batch(state, n, threshold, seed + round_index, use_sklearn)
         else:
