@@ -1,7 +1,9 @@
 """Kernel-LUT benchmark: (1) adaptive vs random kernel sampling at equal budget on synthetic costs with the structure
 real kernels have; (2) for one runtime, LUT predictions vs whole-model measurements from `edge-agent profile` on
-cifar-supernet subnets and on the kernels.zoo architectures (no kernel sample drawn from them), next to a FLOPs-linear
-baseline, scored in absolute ms and as the ratio to the interleaved reference. Prints markdown tables.
+cifar-supernet subnets and on the kernels.zoo architectures (no kernel sample drawn from them, never calibrated on),
+next to a FLOPs-linear baseline, scored in absolute ms and as the ratio to the interleaved reference. The kernel-sum
+-> whole-model calibration (lut.calibration) is fitted on half the subnets plus random calib-cnn models that span
+weight sizes, and, for comparison, on the subnets alone. Prints markdown tables.
 
   .venv/bin/python benchmarks/bench_lut.py synthetic
   .venv/bin/python benchmarks/bench_lut.py device --runtime ort --work /tmp/lut-ort [--kernel-samples 40 --subnets 40]
@@ -112,11 +114,10 @@ def _share(predicted, measured):
 
 def device(args) -> None:
     from kernels import zoo
-    from kernels.analysis import model_flops
     from lut.build import lut_from_bundles
 
     common = ["--runtime", args.runtime] + QUICK
-    kb, sb, zb, zdir = (os.path.join(args.work, n) for n in ("kernels", "supernet", "zoo", "zoo-models"))
+    kb, sb, cb, zb, zdir = (os.path.join(args.work, n) for n in ("kernels", "supernet", "calib", "zoo", "zoo-models"))
     os.makedirs(zdir, exist_ok=True)
     for name in zoo.NAMES:
         with open(os.path.join(zdir, name + ".onnx"), "wb") as handle:
@@ -131,18 +132,32 @@ def device(args) -> None:
                                   *(common + space))
         minutes["fusion"] = _cli("detect-fusion", "--out", kb, *common)
         minutes["supernet"] = _cli("profile", "--subnets", str(args.subnets), "--out", sb, *common)
+        minutes["calib"] = _cli("profile", "--space", "calib-cnn", "--subnets", str(args.calibration_models),
+                                "--out", cb, *common)
         minutes["zoo"] = _cli("profile", "--models", zdir, "--reference", ref, "--out", zb, *common)
     table = lut_from_bundles([kb])
-    sets = {"cifar-supernet": _measured(sb, sb), "zoo ({} archs, {}x{})".format(len(zoo.NAMES), args.hw, args.hw):
-            _measured(zb, zdir)}
-    train = sets["cifar-supernet"][::2]  # the overhead term and the FLOPs baseline see half the subnets only
+    subnets = _measured(sb, sb)
+    sets = {"cifar-supernet": subnets[1::2],
+            "zoo ({} archs, {}x{})".format(len(zoo.NAMES), args.hw, args.hw): _measured(zb, zdir)}
+    # the calibration and the FLOPs baseline see the other half of the subnets and the calib-cnn models only
+    for label, train in (("subnets + calib-cnn", subnets[::2] + _measured(cb, cb)),
+                         ("subnets only", subnets[::2])):
+        print("\ncalibrated on {} ({} models)".format(label, len(train)))
+        _score(table, train, sets)
+    print("\nLUT: {} exact entries, kinds with a regressor: {}; calibration {}".format(
+        len(table.exact), ", ".join(sorted(table.kinds)), table.calibration))
+    print("profiling minutes: " + ", ".join("{} {:.1f}".format(k, v) for k, v in minutes.items()))
+
+
+def _score(table, train, sets) -> None:
+    from kernels.analysis import model_flops
+
     table.fit_overhead([m for m, *_ in train], [ns for _, ns, *_ in train])
     flops = np.array([model_flops(m) for m, *_ in train], dtype=np.float64)
     slope, intercept = np.polyfit(flops, [ns for _, ns, *_ in train], 1)
     print("| set | models | LUT ±10% (ms) | FLOPs-linear ±10% (ms) | LUT ±10% (ratio to ref) | FLOPs ±10% (ratio) |")
     print("|---|---|---|---|---|---|")
     for label, rows in sets.items():
-        rows = rows[1::2] if label == "cifar-supernet" else rows
         lut = np.array([table.predict_model(m)[0] for m, *_ in rows])
         lin = np.array([intercept + slope * model_flops(m) for m, *_ in rows])
         ref_lut = np.array([table.predict_model(r)[0] for *_, r, _ in rows])
@@ -151,7 +166,6 @@ def device(args) -> None:
         print("| {} | {} | {:.1%} | {:.1%} | {:.1%} | {:.1%} |".format(
             label, len(rows), _share(lut, measured), _share(lin, measured), _share(lut / ref_lut, ratio),
             _share(lin / ref_lin, ratio)))
-    print("\nprofiling minutes: " + ", ".join("{} {:.1f}".format(k, v) for k, v in minutes.items()))
 
 
 def main() -> None:
@@ -161,6 +175,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/bench-lut")
     parser.add_argument("--kernel-samples", type=int, default=60)
     parser.add_argument("--subnets", type=int, default=40)
+    parser.add_argument("--calibration-models", type=int, default=24, help="calib-cnn models measured whole")
     parser.add_argument("--hw", type=int, default=96)
     parser.add_argument("--kernel-space", default="cifar-supernet",
                         help="the space whose layers the kernel profile measures first ('' for none)")

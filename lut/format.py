@@ -1,11 +1,12 @@
-"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 3:
+"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 4:
 
-  format, format_version      "edge-latency-lut", 3
+  format, format_version      "edge-latency-lut", 4
   settings                    the RunSettings the kernels were measured under (runtime, version, threads, level)
   absorbed                    [[head class, class], ...]: the fusion rules used to partition models into kernels
   call_overhead_ns            cost of one empty model call, taken off every kernel measurement
-  kernel_scale, per_kernel_ns, model_overhead_ns
-                              the fitted calibration: model = scale * sum(kernels) + per_kernel * kernels + overhead
+  calibration                 {kernel_scale, per_kernel_ns, cold_ns_per_kb, cold_threshold_bytes, model_overhead_ns}:
+                              model = scale * sum(kernels) + per_kernel * kernels
+                                      + cold * KB(weights beyond threshold) + overhead (lut.calibration)
   exact                       {kernel key: latency_ns}; a key is canonical JSON {"kind": ..., "config": {...}}
   kinds                       {kind: {"feature_names": [...], "arrays": {name: {"shape": [...], "data": [...]}}}}
                               (edge_agent.kernelprof.regressor: roofline [a, b, c], the forest's node table
@@ -14,24 +15,25 @@
   skipped                     kernel samples that were not a single kernel under these rules
 """
 
+import dataclasses
 import json
 from typing import Any, Dict
 
 import numpy as np
 
 from edge_agent.errors import InputError
+from lut.calibration import Calibration
 from lut.table import KernelLUT, KindModel
 
 LUT_FORMAT = "edge-latency-lut"
-LUT_FORMAT_VERSION = 3  # 3: kernel scale and per-kernel terms; 2: tree-forest regressor arrays; 1: ridge
+LUT_FORMAT_VERSION = 4  # 4: cold-weights term; 3: kernel scale and per-kernel terms; 2: tree forest; 1: ridge
 
 
 def lut_to_dict(table: KernelLUT) -> Dict[str, Any]:
     return {
         "format": LUT_FORMAT, "format_version": LUT_FORMAT_VERSION, "settings": table.settings,
         "absorbed": sorted([list(pair) for pair in table.absorbed]), "call_overhead_ns": table.call_overhead_ns,
-        "model_overhead_ns": table.model_overhead_ns, "kernel_scale": table.kernel_scale,
-        "per_kernel_ns": table.per_kernel_ns, "exact": table.exact, "skipped": table.skipped,
+        "calibration": dataclasses.asdict(table.calibration), "exact": table.exact, "skipped": table.skipped,
         "kinds": {kind: {"feature_names": model.feature_names,
                          "arrays": {name: _array_out(a) for name, a in model.arrays.items()}}
                   for kind, model in table.kinds.items()},
@@ -53,8 +55,8 @@ def lut_from_dict(data: Dict[str, Any], origin: str = "LUT") -> KernelLUT:
             settings=dict(data["settings"]), absorbed=frozenset(tuple(p) for p in data["absorbed"]),
             call_overhead_ns=float(data["call_overhead_ns"]), exact={k: float(v) for k, v in data["exact"].items()},
             kinds=kinds, fallback_coef=np.asarray(data["fallback_coef"], dtype=np.float64),
-            model_overhead_ns=float(data["model_overhead_ns"]), kernel_scale=float(data["kernel_scale"]),
-            per_kernel_ns=float(data["per_kernel_ns"]), skipped=int(data.get("skipped", 0)))
+            calibration=Calibration(**{k: float(v) for k, v in data["calibration"].items()}),
+            skipped=int(data.get("skipped", 0)))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError("{} is a corrupt LUT: {}".format(origin, exc)) from None
 

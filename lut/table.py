@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 
 from edge_agent.kernelprof import regressor
+from lut.calibration import Calibration, ModelSum, fit_calibration
 from lut.partition import Kernel, Pairs, partition
 
 EXACT, REGRESSOR, FALLBACK = "exact", "regressor", "fallback"
@@ -45,11 +46,7 @@ class KernelLUT:
     exact: Dict[str, float] = field(default_factory=dict)  # Kernel.key() -> latency_ns (call overhead removed)
     kinds: Dict[str, KindModel] = field(default_factory=dict)
     fallback_coef: np.ndarray = field(default_factory=lambda: np.zeros(3))  # ns = a + b*MFLOPs + c*KB moved
-    model_overhead_ns: float = 0.0
-    # model = kernel_scale * sum(kernels) + per_kernel_ns * kernels + model_overhead_ns: kernels run back to back
-    # inside a model cost more (or less) than alone — layout conversions, cache state — and that is fitted here.
-    kernel_scale: float = 1.0
-    per_kernel_ns: float = 0.0
+    calibration: Calibration = field(default_factory=Calibration)  # kernel sum -> whole model (lut.calibration)
     skipped: int = 0  # samples that were not one kernel under these rules
 
     def predict_kernel(self, kernel: Kernel) -> KernelPrediction:
@@ -64,42 +61,31 @@ class KernelLUT:
         latency = regressor.roofline_ns(self.fallback_coef, kernel.flops, kernel.bytes_moved)
         return KernelPrediction(kernel, float(latency), FALLBACK)
 
+    def predict_kernels(self, kernels: Sequence[Kernel]) -> List[KernelPrediction]:
+        return [self.predict_kernel(k) for k in kernels]
+
     def predict_model(self, model: onnx.ModelProto) -> Tuple[float, List[KernelPrediction]]:
         """Predicted latency in ns (calibrated sum of kernels) and the per-kernel breakdown."""
-        kernels = [self.predict_kernel(k) for k in partition(model, self.absorbed)]
-        return self.combine(sum(p.latency_ns for p in kernels), len(kernels)), kernels
-
-    def combine(self, kernel_sum_ns: float, kernel_count: int) -> float:
-        return max(self.kernel_scale * kernel_sum_ns + self.per_kernel_ns * kernel_count + self.model_overhead_ns,
-                   0.0)
+        kernels = self.predict_kernels(partition(model, self.absorbed))
+        return self.calibration.apply(model_sum(kernels)), kernels
 
     def fit_overhead(self, models: Sequence[onnx.ModelProto], measured_ns: Sequence[float]) -> None:
-        predictions = [[self.predict_kernel(k) for k in partition(model, self.absorbed)] for model in models]
-        self.calibrate([sum(p.latency_ns for p in kernels) for kernels in predictions],
-                       [len(kernels) for kernels in predictions], measured_ns)
+        self.calibrate([model_sum(self.predict_kernels(partition(m, self.absorbed))) for m in models], measured_ns)
 
-    def calibrate(self, kernel_sums_ns: Sequence[float], kernel_counts: Sequence[int],
-                  measured_ns: Sequence[float]) -> None:
-        """Fit scale, per-kernel and per-model terms to whole-model measurements (non-negative least squares on
-        relative error); with fewer than 4 models only the per-model term, as the median gap."""
-        sums, counts, measured = (np.asarray(v, dtype=np.float64) for v in (kernel_sums_ns, kernel_counts,
-                                                                               measured_ns))
-        self.kernel_scale, self.per_kernel_ns = 1.0, 0.0
-        if len(measured) < 4:
-            self.model_overhead_ns = float(np.median(measured - sums)) if len(measured) else self.call_overhead_ns
-            return
-        from scipy.optimize import nnls
+    def calibrate(self, models: Sequence[ModelSum], measured_ns: Sequence[float]) -> None:
+        self.calibration = fit_calibration(models, measured_ns, self.call_overhead_ns)
 
-        design = np.stack([sums, counts, np.ones_like(sums)], axis=1) / measured[:, None]
-        coef = nnls(design, np.ones_like(measured))[0]
-        self.kernel_scale, self.per_kernel_ns, self.model_overhead_ns = (float(c) for c in coef)
+
+def model_sum(kernels: Sequence[KernelPrediction]) -> ModelSum:
+    return ModelSum(kernel_ns=sum(p.latency_ns for p in kernels), kernels=len(kernels),
+                    weight_bytes=float(sum(p.kernel.weight_bytes for p in kernels)))
 
 
 def fit_lut(samples: Sequence[KernelSample], absorbed: Pairs, settings: Dict[str, object],
             call_overhead_ns: float = 0.0) -> KernelLUT:
     """Samples of the same config are pooled by median; kernel latencies have the call overhead taken off."""
     table = KernelLUT(settings=dict(settings), absorbed=frozenset(absorbed), call_overhead_ns=call_overhead_ns,
-                      model_overhead_ns=call_overhead_ns)
+                      calibration=Calibration(model_overhead_ns=call_overhead_ns))
     kernels, latencies = _kernels_of(samples, absorbed, call_overhead_ns, table)
     by_key: Dict[str, List[int]] = {}
     for index, kernel in enumerate(kernels):

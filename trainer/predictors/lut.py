@@ -56,9 +56,10 @@ class LutPredictor(Predictor):
         """The calibration of kernel sums to whole models (lut.table.KernelLUT.calibrate) on the training models."""
         if self.table is None:
             raise InputError("the lut predictor is built from a dataset's kernel records (trainer fit --kind lut)")
-        kernels = [self.predict_kernels(e) for e in train]
+        from lut.table import model_sum
+
         measured_ns = np.asarray(train_y, dtype=np.float64) * self.reference_ms * 1e6
-        self.table.calibrate([sum(p.latency_ns for p in k) for k in kernels], [len(k) for k in kernels], measured_ns)
+        self.table.calibrate([model_sum(self.predict_kernels(e)) for e in train], measured_ns)
         history = FitHistory(epochs=1, best_epoch=1)
         if len(val):
             measured_ms = np.asarray(val_y, dtype=np.float64) * self.reference_ms
@@ -69,13 +70,14 @@ class LutPredictor(Predictor):
 
     def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         """Milliseconds."""
-        kernels = [self.predict_kernels(e) for e in encodings]
-        return np.asarray([self.table.combine(sum(p.latency_ns for p in k), len(k)) / 1e6 for k in kernels])
+        from lut.table import model_sum
+
+        return np.asarray([self.table.calibration.apply(model_sum(self.predict_kernels(e))) / 1e6
+                           for e in encodings])
 
     def predict_kernels(self, encoding: GraphEncoding):
         """Per kernel: lut.table.KernelPrediction (kernel, latency_ns, source exact|regressor|fallback)."""
-        return [self.table.predict_kernel(k) for k in partition_encoding(encoding, self.table.absorbed,
-                                                                         self.vocabulary)]
+        return self.table.predict_kernels(partition_encoding(encoding, self.table.absorbed, self.vocabulary))
 
     def tensors(self) -> Dict[str, np.ndarray]:
         from lut.format import lut_to_dict
