@@ -1,4 +1,4 @@
-"""Model commands: fit, predict, evaluate."""
+"""Model commands: fit, predict, evaluate, and a new device's calibration-set and adapt."""
 
 import csv
 import json
@@ -149,3 +149,56 @@ def _print_metrics(result) -> None:
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)
+
+
+@click.command("calibration-set")
+@predictor_option
+@click.option("--space", required=True, help="Space the new device will measure (`edge-agent spaces`).")
+@click.option("--k", type=click.IntRange(1), default=10, show_default=True, help="Subnets to measure.")
+@click.option("--candidates", type=click.IntRange(1), default=2000, show_default=True,
+              help="Subnets sampled from the space to choose from.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the candidate sample.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for specs.json (created).")
+def calibration_set(predictor_dir, space, k, candidates, seed, out_dir):
+    """Choose the K subnets a new device should measure (besides the reference) to adapt the predictor."""
+    import shlex
+
+    from rich.progress import Progress
+
+    from trainer.adapting import calibration_specs
+    from trainer.predictors.store import load_predictor
+
+    predictor, _ = load_predictor(predictor_dir)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("encoding candidates", total=candidates)
+        specs = calibration_specs(predictor, space, k, candidates, seed, lambda: bar.advance(task))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs_path = out_dir / "specs.json"
+    specs_path.write_text(json.dumps(specs, indent=1, sort_keys=True), encoding="utf-8")
+    click.echo("{} subnet(s) of {} chosen from {} candidate(s) -> {}".format(len(specs), space, candidates, specs_path))
+    click.echo("measure them and the reference on the new device (add its runtime and thread options):")
+    click.echo("  " + " ".join(shlex.quote(a) for a in ("edge-agent", "profile", "--space", space, "--specs",
+                                                         str(specs_path), "--out", "calibration-bundle")))
+
+
+@click.command()
+@predictor_option
+@dataset_option
+@click.option("--device", required=True, help="The new device (measured reference and items in the dataset).")
+@click.option("--shots", type=click.IntRange(2), default=None,
+              help="Adapt to at most this many of the device's items (default: all it measured).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Adapted predictor directory to write.")
+def adapt(predictor_dir, dataset_dir, device, shots, seed, out_dir):
+    """Adapt a predictor to a new device from its reference and a few measured items."""
+    from trainer.adapting import adapt_to_device, save_adapted
+    from trainer.dataset import Dataset
+    from trainer.predictors.store import load_predictor
+
+    predictor, config = load_predictor(predictor_dir)
+    adaptation = adapt_to_device(predictor, Dataset(dataset_dir), device, shots, seed)
+    save_adapted(predictor, config, predictor_dir, adaptation, seed, out_dir)
+    click.echo("adapted {} to {} on {} of its {} item(s) and its reference ({:.4g} ms) -> {}".format(
+        predictor_dir, device, len(adaptation.item_ids), adaptation.available, adaptation.reference_ms, out_dir))

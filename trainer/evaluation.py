@@ -6,12 +6,11 @@ from typing import Any, Dict, List
 import numpy as np
 
 from edge_agent.errors import InputError
+from trainer.adapting import device_pool
 from trainer.dataset import Dataset
-from trainer.encoding_cache import EncodingCache
-from trainer.examples import encode_examples, load_examples, ratios
+from trainer.examples import load_examples
 from trainer.metrics import score
 from trainer.predictors.base import Predictor
-from trainer.predictors.heads import choose_shots, shot_design
 
 
 @dataclass(frozen=True)
@@ -48,24 +47,19 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     pool = [e for e in examples if e.item_id not in trained and not e.is_reference]
     if shots < 0 or shots >= len(pool):
         raise InputError("--shots {} leaves nothing to score ({} unseen items on {})".format(shots, len(pool), device))
-    cache = EncodingCache(dataset.encodings_dir, predictor.vocabulary)
-    encodings = encode_examples(pool, dataset, cache)
-    references = [e for e in examples if e.is_reference][:1]
-    reference_encodings = encode_examples(references, dataset, cache)
+    points = device_pool(predictor, dataset, pool, examples)
     if shot_selection == "random" or not shots:
         picked = np.random.default_rng(seed).permutation(len(pool))[:shots]
     else:
-        known = shot_design(predictor, reference_encodings) if references else None
-        picked = choose_shots(shot_design(predictor, encodings), shots, known)
+        picked = points.choose(predictor, shots)
     shot_index = {int(i) for i in picked}
     scored_index = [i for i in range(len(pool)) if i not in shot_index]
     if seen and hasattr(predictor, "select_device"):
         predictor.select_device(training["devices"].index(device))
     elif not seen:
-        _adapt(predictor, [pool[i] for i in picked] + references,
-               [encodings[i] for i in picked] + reference_encodings, seed)
+        points.adapt(predictor, picked, seed)
     scored = [pool[i] for i in scored_index]
-    predicted = predictor.predict([encodings[i] for i in scored_index])
+    predicted = predictor.predict([points.encodings[i] for i in scored_index])
     if predictor.target == "ratio":
         predicted = predicted * reference_ms
     if measured == MEASURED_RATIO:
@@ -75,15 +69,3 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     return Evaluation(device, "training device (unseen items)" if seen else "new device", shots, reference_ms,
                       [e.item_id for e in scored], truth, predicted, score(truth, predicted))
 
-
-def _adapt(predictor: Predictor, points, encodings, seed: int) -> None:
-    """A ratio predictor adapts to the K samples and the reference (ratio 1 by definition; always measured);
-    an absolute one (lut) to the K samples' latencies only."""
-    if predictor.target == "ratio":
-        targets = ratios(points)
-    else:
-        keep = [i for i, e in enumerate(points) if not e.is_reference]
-        points, encodings = [points[i] for i in keep], [encodings[i] for i in keep]
-        targets = np.asarray([e.latency_ms for e in points], dtype=np.float64)
-    if points:
-        predictor.adapt(encodings, targets, seed)

@@ -12,6 +12,9 @@ from edge_agent.errors import EXIT_INVALID, InputError
 @click.option("--subnets", type=click.IntRange(1, 100000), default=100, show_default=True,
               help="Subnets to sample from the space (the reference is measured besides).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--specs", "specs_path", type=click.Path(dir_okay=False), default=None,
+              help="Measure the subnets of --space listed in this JSON file (from `trainer calibration-set`) "
+                   "instead of sampling --subnets.")
 @click.option("--models", "models_dir", type=click.Path(file_okay=False), default=None,
               help="Profile the ONNX files in this folder instead of a space.")
 @click.option("--reference", "reference_path", type=click.Path(dir_okay=False), default=None,
@@ -26,10 +29,10 @@ from edge_agent.errors import EXIT_INVALID, InputError
 @click.option("--kernel-space", default=None,
               help="With --kernels: also measure every distinct layer of 100 subnets of this space, first.")
 @measurement_options
-def profile(out, space, subnets, seed, models_dir, reference_path, budget, kernels, kernel_types, kernel_samples,
-            kernel_space, **options):
+def profile(out, space, subnets, seed, specs_path, models_dir, reference_path, budget, kernels, kernel_types,
+            kernel_samples, kernel_space, **options):
     """Measure many models, each interleaved with the reference; re-running resumes."""
-    from edge_agent.profile.plan import folder_plan, space_plan
+    from edge_agent.profile.plan import folder_plan, space_plan, specs_plan
 
     if kernels:
         from edge_agent.kernelprof.command import run_kernel_profile, space_layers
@@ -42,9 +45,13 @@ def profile(out, space, subnets, seed, models_dir, reference_path, budget, kerne
         raise InputError("--models needs --reference FILE (the model every item is interleaved with)")
     if reference_path and not models_dir:
         raise InputError("--reference goes with --models; a space brings its own reference model")
+    if specs_path and models_dir:
+        raise InputError("--specs lists subnets of --space; it does not go with --models")
     with measuring_session(out, options) as session:
         if models_dir:
             plan = folder_plan(session.bundle, models_dir, reference_path)
+        elif specs_path:
+            plan = specs_plan(session.bundle, space, specs_path)
         else:
             plan = space_plan(session.bundle, space, subnets, seed)
         outcome = _run_with_progress(session, plan, budget)

@@ -1,6 +1,7 @@
-"""What a profile measures: a space's reference and sampled subnets, or a folder of the user's ONNX files."""
+"""What a profile measures: a space's reference and sampled or listed subnets, or a folder of the user's ONNX files."""
 
 import glob
+import json
 import os
 from dataclasses import dataclass
 from typing import List
@@ -20,15 +21,50 @@ class Plan:
 
 def space_plan(bundle: Bundle, space_name: str, subnets: int, seed: int) -> Plan:
     """Subnets are generated here on the board; the bundle keeps their specs, not their weights."""
+    space = _space(space_name)
+    return _subnets_plan(bundle, space, space.sample(subnets, seed))
+
+
+def specs_plan(bundle: Bundle, space_name: str, specs_path: str) -> Plan:
+    """The subnets a JSON list of specs names (`trainer calibration-set` writes one), kept in the bundle as sampled
+    subnets are: by spec. Repeats and the reference (measured anyway) are dropped."""
+    space = _space(space_name)
+    specs = []
+    for index, data in enumerate(_read_spec_list(specs_path)):
+        if data.get("space") != space.name:
+            raise InputError("{}: spec {} is of space {!r}, not {!r}; give --space {}".format(
+                specs_path, index, data.get("space"), space.name, data.get("space")))
+        spec = space.spec_from_dict(data)
+        if spec.id not in {s.id for s in specs}:
+            specs.append(spec)
+    return _subnets_plan(bundle, space, specs)
+
+
+def _read_spec_list(path: str) -> List[dict]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise InputError("--specs {}: {}".format(path, exc.strerror)) from None
+    except ValueError as exc:
+        raise InputError("--specs {}: not JSON ({})".format(path, exc)) from None
+    if not isinstance(data, list) or not data or not all(isinstance(d, dict) for d in data):
+        raise InputError("--specs {}: expected a non-empty JSON list of subnet specs".format(path))
+    return data
+
+
+def _space(space_name: str):
     from kernels.spaces import get_space, list_spaces
 
     if space_name not in list_spaces():
         raise InputError("unknown space {!r}; `edge-agent spaces` lists: {}".format(space_name, ", ".join(list_spaces())))
-    space = get_space(space_name)
+    return get_space(space_name)
+
+
+def _subnets_plan(bundle: Bundle, space, specs) -> Plan:
     reference_spec = space.reference_spec()
     reference = _space_item(bundle, space, reference_spec, KIND_REFERENCE)
-    items = [_space_item(bundle, space, spec, KIND_SUBNET) for spec in space.sample(subnets, seed)
-             if spec.id != reference_spec.id]
+    items = [_space_item(bundle, space, spec, KIND_SUBNET) for spec in specs if spec.id != reference_spec.id]
     return Plan(reference=reference, items=items)
 
 
