@@ -53,7 +53,7 @@ def test_single_kernel_runs_in_both_runtimes(kernel_type, tmp_path):
     assert_runtimes_agree(model, tmp_path, kernel_type)
 
 
-@pytest.mark.parametrize("name", ["cifar-supernet", "nb201"])
+@pytest.mark.parametrize("name", ["calib-cnn", "cifar-supernet", "nb201"])
 def test_space_models_run_in_both_runtimes(name, tmp_path):
     space = get_space(name)
     specs = [space.reference_spec()] + space.sample(2, seed=5)
@@ -63,4 +63,4 @@ def test_space_models_run_in_both_runtimes(name, tmp_path):
 
 
 def test_every_registered_space_is_tested():
-    assert set(list_spaces()) == {"cifar-supernet", "nb201"}
+    assert set(list_spaces()) == {"calib-cnn", "cifar-supernet", "nb201"}

@@ -96,7 +96,7 @@ def test_sampling_deterministic_distinct_and_spread_over_flops():
 
 
 def test_registry_and_layer_table():
-    assert list_spaces() == ["cifar-supernet", "nb201"]
+    assert list_spaces() == ["calib-cnn", "cifar-supernet", "nb201"]
     with pytest.raises(SpaceError, match="unknown space"):
         get_space("imagenet")
     table = layer_table()
