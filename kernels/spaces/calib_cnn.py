@@ -168,7 +168,7 @@ def _random_choices(rng: "np.random.RandomState") -> Dict[str, Any]:
     stem = int(rng.choice(STEMS))
     width, stages = stem, []
     for _ in range(int(rng.choice(STAGE_COUNTS))):
-        width = min(MAX_WIDTH, 8 * max(1, int(round(width * rng.uniform(*GROWTH) / 8))))
+        width = min(MAX_WIDTH, 8 * max(1, round(width * rng.uniform(*GROWTH) / 8)))
         stages.append(_random_stage(rng, width))
     return {"resolution": int(rng.choice(RESOLUTIONS)), "stem": stem, "act": str(rng.choice(ACTS)),
             "classes": int(rng.choice(CLASSES)), "stages": stages}
