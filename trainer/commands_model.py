@@ -164,20 +164,22 @@ def calibration_set(predictor_dir, space, k, candidates, seed, out_dir):
     """Choose the K subnets a new device should measure (besides the reference) to adapt the predictor."""
     import shlex
 
+    from rich.console import Console
     from rich.progress import Progress
 
     from trainer.adapting import calibration_specs
     from trainer.predictors.store import load_predictor
 
     predictor, _ = load_predictor(predictor_dir)
-    with Progress(transient=True) as bar:
+    with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("encoding candidates", total=candidates)
         specs = calibration_specs(predictor, space, k, candidates, seed, lambda: bar.advance(task))
     out_dir.mkdir(parents=True, exist_ok=True)
     specs_path = out_dir / "specs.json"
     specs_path.write_text(json.dumps(specs, indent=1, sort_keys=True), encoding="utf-8")
     click.echo("{} subnet(s) of {} chosen from {} candidate(s) -> {}".format(len(specs), space, candidates, specs_path))
-    click.echo("measure them and the reference on the new device (add its runtime and thread options):")
+    click.echo("on the new device, with specs.json copied there, measure them and the reference (add the device's "
+               "runtime and thread options):")
     click.echo("  " + " ".join(shlex.quote(a) for a in ("edge-agent", "profile", "--space", space, "--specs",
                                                          str(specs_path), "--out", "calibration-bundle")))
 
