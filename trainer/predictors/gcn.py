@@ -1,5 +1,10 @@
 """BRP-NAS-style graph convolutional predictor (Dudziak et al., NeurIPS 2020): GCN layers over the ONNX graph with a
-global node joined to every node; the global node's embedding (with the static features) is read out."""
+global node joined to every node; the global node's embedding (with the static features) is read out.
+
+Training runs torch-geometric's message passing. Prediction runs the same network on dense normalised adjacency
+matrices, padded per batch (BRP-NAS's own formulation): these graphs are small (tens to a few hundred nodes), where a
+batched matmul beats gathering and scattering per edge several times over. tests/test_gcn_dense.py holds the two
+paths equal."""
 
 from typing import Optional, Sequence, Tuple
 
@@ -20,6 +25,35 @@ def collate(encodings: Sequence[GraphEncoding]) -> Tuple[np.ndarray, np.ndarray,
     edges = np.concatenate([e.edge_index + off for e, off in zip(encodings, offsets)], axis=1)
     static = np.stack([e.static for e in encodings])
     return x, edges, offsets + sizes - 1, static
+
+
+def dense_batch(encodings: Sequence[GraphEncoding]):
+    """Torch tensors (x [B, N, F], normalised adjacency [B, N, N], node count per graph [B], static [B, S]), N the
+    batch's largest graph; padded nodes have zero features and no edges, so they never reach a real node.
+
+    The adjacency is GCNConv's gcn_norm made dense: self-loops replace any present (weight 1), repeated edges add up,
+    Â[t, s] = d_t^-1/2 · A[t, s] · d_s^-1/2 with d the in-degree of the target (messages flow source -> target)."""
+    import torch
+
+    sizes = np.fromiter((e.x.shape[0] for e in encodings), dtype=np.int64, count=len(encodings))
+    n_max = int(sizes.max())
+    graph = np.repeat(np.arange(len(sizes)), sizes)
+    node = np.arange(len(graph)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    x = torch.zeros(len(sizes), n_max, encodings[0].x.shape[1])
+    x[graph, node] = torch.from_numpy(np.concatenate([e.x for e in encodings]))
+    counts = np.fromiter((e.edge_index.shape[1] for e in encodings), dtype=np.int64, count=len(encodings))
+    source, target = np.concatenate([e.edge_index for e in encodings], axis=1)
+    edge_graph = np.repeat(np.arange(len(sizes)), counts)
+    keep = source != target
+    adj = torch.zeros(len(sizes), n_max, n_max)
+    adj.index_put_(tuple(torch.from_numpy(a[keep]) for a in (edge_graph, target, source)),
+                   torch.ones(int(keep.sum())), accumulate=True)
+    adj[graph, node, node] = 1.0
+    scale = adj.sum(dim=2).pow_(-0.5)
+    scale.masked_fill_(torch.isinf(scale), 0.0)
+    adj.mul_(scale.unsqueeze(2)).mul_(scale.unsqueeze(1))
+    static = torch.from_numpy(np.stack([e.static for e in encodings]))
+    return x, adj, torch.from_numpy(sizes), static
 
 
 def _net(in_dim: int, static_dim: int, layers: int, hidden: int, dropout: float, heads: int):
@@ -45,6 +79,18 @@ def _net(in_dim: int, static_dim: int, layers: int, hidden: int, dropout: float,
                 h = torch.nn.functional.dropout(torch.relu(conv(h, edge_index, weight)), dropout, self.training)
             s = (static - self.s_mean) / self.s_std
             return self.head(torch.cat([h[glob], s], dim=1))
+
+        def forward_dense(self, x, adj, sizes, static):
+            """forward() in eval mode on dense_batch()'s tensors. Only the global node (each graph's last) is read
+            out, so the last layer aggregates that one row first and transforms it after: (Â_g h) W = Â_g (h W)."""
+            h = (x - self.x_mean) / self.x_std
+            glob_rows = adj[torch.arange(len(sizes)), sizes - 1].unsqueeze(1)
+            for conv in self.convs[:-1]:
+                h = torch.relu(torch.baddbmm(conv.bias, adj, conv.lin(h)))
+            last = self.convs[-1]
+            h = torch.relu(last.lin(torch.bmm(glob_rows, h).squeeze(1)) + last.bias)
+            s = (static - self.s_mean) / self.s_std
+            return self.head(torch.cat([h, s], dim=1))
 
     return GCNNet()
 
@@ -82,10 +128,15 @@ class GCNPredictor(TorchHeadsPredictor):
                             progress)
 
     def log_heads(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        """Batches of similar size (sorted by node count) so little of each dense batch is padding."""
         import torch
 
         self.net.eval()
         size = int(self.hyper["predict_batch_size"])
-        with torch.no_grad():
-            parts = [self._forward(encodings[i:i + size]).numpy() for i in range(0, len(encodings), size)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.n_heads), np.float32)
+        order = np.argsort(np.fromiter((e.x.shape[0] for e in encodings), np.int64, len(encodings)), kind="stable")
+        out = np.zeros((len(encodings), self.n_heads), np.float32)
+        with torch.inference_mode():
+            for i in range(0, len(order), size):
+                index = order[i:i + size]
+                out[index] = self.net.forward_dense(*dense_batch([encodings[j] for j in index])).numpy()
+        return out
