@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_trainer_speed.py [--work DIR] [--hidden 600 --hidden 128 ...]
 
 1. archs predicted per second, batched, from cached graph encodings (NB201, 15,284 archs), per predictor config, for
-   the ONNX-level encoding and the cell-level one (trainer.cell_encoding; the cell encoding's own cost included) —
+   the ONNX-level encoding and the cell-level one (trainer.cell_encoding; the cell encoding's own cost included); for
+   the GCN both its dense prediction path and the torch-geometric message passing it trains with, in the same run —
    and, separately, the cost of encoding an arch from ONNX (build + shape inference + analysis), which a first
    prediction of an unseen model pays once;
 2. one ONNX file predicted end to end in-process (read, hash, shape inference, encode, predict; predictor loaded);
@@ -30,35 +31,59 @@ def _encodings(dataset, device):
     return examples, encode_examples(examples, dataset, EncodingCache(dataset.encodings_dir))
 
 
+def message_passing(predictor, encodings):
+    """The GCN's training forward (torch-geometric message passing) over prediction-sized batches: the path
+    prediction took before the dense one."""
+    import torch
+
+    size = int(predictor.hyper["predict_batch_size"])
+    with torch.no_grad():
+        for i in range(0, len(encodings), size):
+            predictor._forward(encodings[i:i + size])
+
+
+def _timed(run, encodings) -> float:
+    """Seconds for run(encodings) after a warm-up on 64 of them."""
+    run(encodings[:64])
+    start = time.perf_counter()
+    run(encodings)
+    return time.perf_counter() - start
+
+
+def gcn_paths(hidden, vocabulary=None):
+    """{path name: predict function} of one fresh GCN of 4 x hidden."""
+    from trainer.predictors import predictor_class
+
+    predictor = predictor_class("gcn")({"hidden": hidden}, **({"vocabulary": vocabulary} if vocabulary else {}))
+    return {"dense": predictor.predict, "message_passing": lambda e: message_passing(predictor, e)}
+
+
 def batched_throughput(encodings, kind, hyper, limit):
     from trainer.predictors import predictor_class
 
-    predictor = predictor_class(kind)(hyper)
     batch = encodings[:limit]
-    predictor.predict(batch[:64])  # warm-up
-    start = time.perf_counter()
-    predictor.predict(batch)
-    return len(batch) / (time.perf_counter() - start)
+    return len(batch) / _timed(predictor_class(kind)(hyper).predict, batch)
 
 
 def cell_throughput(examples, hidden):
-    """(archs/s, encoding seconds) for the cell-level GCN over every arch, encoding from the spec included."""
+    """({path: (archs/s with the encoding from the spec, archs/s predicting alone)}, encoding seconds) for the
+    cell-level GCN over every arch."""
     import json
 
     from trainer.cell_encoding import cell_vocabulary
     from trainer.encoding_cache import EncodingCache
-    from trainer.predictors import predictor_class
 
     vocabulary = cell_vocabulary("nb201")
-    predictor = predictor_class("gcn")({"hidden": hidden}, vocabulary=vocabulary)
     specs = [json.loads(e.spec_json) for e in examples]
-    predictor.predict([EncodingCache(None, vocabulary).for_spec(s) for s in specs[:64]])  # warm-up
     start = time.perf_counter()
     cache = EncodingCache(None, vocabulary)
     encodings = [cache.for_spec(s) for s in specs]
-    encoded = time.perf_counter()
-    predictor.predict(encodings)
-    return len(specs) / (time.perf_counter() - start), encoded - start
+    encode_s = time.perf_counter() - start
+    rates = {}
+    for path, run in gcn_paths(hidden, vocabulary).items():
+        seconds = _timed(run, encodings)
+        rates[path] = (len(specs) / (encode_s + seconds), len(specs) / seconds)
+    return rates, encode_s
 
 
 def encode_cost(n=40):
@@ -114,14 +139,18 @@ def main():
     report = {"torch_threads": torch.get_num_threads(), "archs": len(encodings)}
     for hidden in args.hidden or [600, 128, 64]:
         limit = 2048 if hidden >= 600 else len(encodings)
-        rate = batched_throughput(encodings, "gcn", {"hidden": hidden}, limit)
-        report["gcn_{}_archs_per_s".format(hidden)] = round(rate)
-        print("gcn 4x{}: {:,.0f} archs/s batched (cached encodings, {} archs)".format(hidden, rate, limit), flush=True)
+        for path, run in gcn_paths(hidden).items():
+            rate = limit / _timed(run, encodings[:limit])
+            report["gcn_{}_{}_archs_per_s".format(hidden, path)] = round(rate)
+            print("gcn 4x{} ({}): {:,.0f} archs/s batched (cached encodings, {} archs)".format(
+                hidden, path.replace("_", " "), rate, limit), flush=True)
     for hidden in args.hidden or [600, 128]:
-        rate, encode_s = cell_throughput(examples, hidden)
-        report["gcn_{}_cell_archs_per_s".format(hidden)] = round(rate)
-        print("gcn 4x{} cell-level: {:,.0f} archs/s batched, cell encoding included ({} archs; encoding {:.2f} s)"
-              .format(hidden, rate, len(examples), encode_s), flush=True)
+        rates, encode_s = cell_throughput(examples, hidden)
+        for path, (rate, predict_rate) in rates.items():
+            report["gcn_{}_cell_{}_archs_per_s".format(hidden, path)] = round(rate)
+            print("gcn 4x{} cell-level ({}): {:,.0f} archs/s batched, cell encoding included ({} archs; encoding "
+                  "{:.2f} s; predicting alone {:,.0f} archs/s)".format(hidden, path.replace("_", " "), rate,
+                                                                    len(examples), encode_s, predict_rate), flush=True)
     for kind in ("mlp", "flops"):
         rate = batched_throughput(encodings, kind, None, len(encodings))
         report["{}_archs_per_s".format(kind)] = round(rate)
