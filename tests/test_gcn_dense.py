@@ -1,5 +1,6 @@
-"""The GCN's dense prediction path (trainer.predictors.gcn.dense_batch + forward_dense) gives the numbers of the
-torch-geometric message passing it is trained with, on ONNX-level and cell-level graphs and padded mixed batches."""
+"""The GCN's prediction paths (trainer.predictors.gcn: forward_eval over dense_batch or sparse_batch, and log_heads,
+which picks one per sorted batch) give the numbers of the torch-geometric message passing it is trained with, on
+ONNX-level and cell-level graphs and padded mixed batches."""
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from trainer.encoding import (
     encode_model,
     feature_count,
 )
-from trainer.predictors.gcn import GCNPredictor
+from trainer.predictors.gcn import GCNPredictor, dense_batch, sparse_batch
 
 
 def _predictor(vocabulary, hidden: int, batch: int) -> GCNPredictor:
@@ -52,10 +53,14 @@ def _odd_graph(width: int, nodes: int, seed: int) -> GraphEncoding:
 
 def _assert_same(predictor: GCNPredictor, encodings) -> None:
     reference = _message_passing(predictor, encodings)
-    dense = predictor.log_heads(encodings)
-    assert dense.shape == reference.shape == (len(encodings), 2)
     assert np.ptp(reference[:, 0]) > 1e-3  # the graphs give different outputs: a mixed-up order would fail
-    np.testing.assert_allclose(np.exp(dense), np.exp(reference), rtol=1e-5, atol=0)
+    with torch.inference_mode():
+        outputs = {batch.__name__: predictor.net.forward_eval(*batch(encodings)).numpy()
+                   for batch in (dense_batch, sparse_batch)}
+    outputs["log_heads"] = predictor.log_heads(encodings)
+    for name, output in outputs.items():
+        assert output.shape == reference.shape == (len(encodings), 2)
+        np.testing.assert_allclose(np.exp(output), np.exp(reference), rtol=1e-5, atol=0, err_msg=name)
 
 
 @pytest.fixture(scope="module")
