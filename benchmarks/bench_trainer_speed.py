@@ -4,8 +4,8 @@
 
 1. archs predicted per second, batched, from cached graph encodings (NB201, 15,284 archs), per predictor config, for
    the ONNX-level encoding and the cell-level one (trainer.cell_encoding; the cell encoding's own cost included); for
-   the GCN both its dense prediction path and the torch-geometric message passing it trains with, in the same run —
-   and, separately, the cost of encoding an arch from ONNX (build + shape inference + analysis), which a first
+   the GCN both its prediction path (matrix products: trainer.predictors.gcn) and the torch-geometric message passing
+   it trains with, in the same run — and, separately, the cost of encoding an arch from ONNX (build + shape inference + analysis), which a first
    prediction of an unseen model pays once;
 2. one ONNX file predicted end to end in-process (read, hash, shape inference, encode, predict; predictor loaded);
    plus `trainer predict` as a fresh process (dominated by importing torch / torch_geometric);
@@ -33,7 +33,7 @@ def _encodings(dataset, device):
 
 def message_passing(predictor, encodings):
     """The GCN's training forward (torch-geometric message passing) over prediction-sized batches: the path
-    prediction took before the dense one."""
+    prediction took before the matrix products."""
     import torch
 
     size = int(predictor.hyper["predict_batch_size"])
@@ -55,7 +55,7 @@ def gcn_paths(hidden, vocabulary=None):
     from trainer.predictors import predictor_class
 
     predictor = predictor_class("gcn")({"hidden": hidden}, **({"vocabulary": vocabulary} if vocabulary else {}))
-    return {"dense": predictor.predict, "message_passing": lambda e: message_passing(predictor, e)}
+    return {"predict": predictor.predict, "message_passing": lambda e: message_passing(predictor, e)}
 
 
 def batched_throughput(encodings, kind, hyper, limit):
