@@ -5,8 +5,8 @@
 1. archs predicted per second, batched, from cached graph encodings (NB201, 15,284 archs), per predictor config, for
    the ONNX-level encoding and the cell-level one (trainer.cell_encoding; the cell encoding's own cost included); for
    the GCN both its prediction path (matrix products: trainer.predictors.gcn) and the torch-geometric message passing
-   it trains with, in the same run — and, separately, the cost of encoding an arch from ONNX (build + shape inference + analysis), which a first
-   prediction of an unseen model pays once;
+   it trains with, in the same run — and, separately, the cost of encoding an arch from ONNX (build + shape
+   inference + analysis), which a first prediction of an unseen model pays once;
 2. one ONNX file predicted end to end in-process (read, hash, shape inference, encode, predict; predictor loaded);
    plus `trainer predict` as a fresh process (dominated by importing torch / torch_geometric);
 3. `fit` wall time for 900 samples (810 train + 90 validation) from cached encodings.
