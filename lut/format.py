@@ -4,9 +4,8 @@
   settings                    the RunSettings the kernels were measured under (runtime, version, threads, level)
   absorbed                    [[head class, class], ...]: the fusion rules used to partition models into kernels
   call_overhead_ns            cost of one empty model call, taken off every kernel measurement
-  calibration                 {kernel_scale, per_kernel_ns, cold_ns_per_kb, cold_threshold_bytes, model_overhead_ns}:
-                              model = scale * sum(kernels) + per_kernel * kernels
-                                      + cold * KB(weights beyond threshold) + overhead (lut.calibration)
+  calibration                 {kernel_scale, per_kernel_ns, model_overhead_ns}:
+                              model = scale * sum(kernels) + per_kernel * kernels + overhead (lut.calibration)
   exact                       {kernel key: latency_ns}; a key is canonical JSON {"kind": ..., "config": {...}}
   kinds                       {kind: {"feature_names": [...], "arrays": {name: {"shape": [...], "data": [...]}}}}
                               (edge_agent.kernelprof.regressor: roofline [a, b, c], the forest's node table
@@ -26,7 +25,7 @@ from lut.calibration import Calibration
 from lut.table import KernelLUT, KindModel
 
 LUT_FORMAT = "edge-latency-lut"
-LUT_FORMAT_VERSION = 4  # 4: cold-weights term; 3: kernel scale and per-kernel terms; 2: tree forest; 1: ridge
+LUT_FORMAT_VERSION = 4  # 4: calibration as one object; 3: scale and per-kernel terms; 2: tree forest; 1: ridge
 
 
 def lut_to_dict(table: KernelLUT) -> Dict[str, Any]:

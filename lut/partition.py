@@ -24,7 +24,6 @@ class Kernel:
     absorbed: List[str] = field(default_factory=list)  # classes folded into the head
     flops: int = 0
     bytes_moved: int = 0
-    weight_bytes: int = 0  # float32 parameters of its nodes
 
     def key(self) -> str:
         from kernels.spaces.base import canonical_json
@@ -59,7 +58,6 @@ def partition_infos(infos: Sequence, graph_outputs: Set[str], absorbed: Pairs) -
             kernels[target].absorbed.append(cls)
         kernels[target].flops += info.flops
         kernels[target].bytes_moved += info.bytes_moved
-        kernels[target].weight_bytes += 4 * info.params
         for name in info.outputs:
             owner[name] = target
     for kernel, head in zip(kernels, heads):

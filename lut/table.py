@@ -77,8 +77,7 @@ class KernelLUT:
 
 
 def model_sum(kernels: Sequence[KernelPrediction]) -> ModelSum:
-    return ModelSum(kernel_ns=sum(p.latency_ns for p in kernels), kernels=len(kernels),
-                    weight_bytes=float(sum(p.kernel.weight_bytes for p in kernels)))
+    return ModelSum(kernel_ns=sum(p.latency_ns for p in kernels), kernels=len(kernels))
 
 
 def fit_lut(samples: Sequence[KernelSample], absorbed: Pairs, settings: Dict[str, object],
