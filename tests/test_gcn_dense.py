@@ -54,7 +54,7 @@ def _odd_graph(width: int, nodes: int, seed: int) -> GraphEncoding:
 def _assert_same(predictor: GCNPredictor, encodings) -> None:
     reference = _message_passing(predictor, encodings)
     assert np.ptp(reference[:, 0]) > 1e-3  # the graphs give different outputs: a mixed-up order would fail
-    with torch.inference_mode():
+    with torch.no_grad():
         outputs = {batch.__name__: predictor.net.forward_eval(*batch(encodings)).numpy()
                    for batch in (dense_batch, sparse_batch)}
     outputs["log_heads"] = predictor.log_heads(encodings)

@@ -153,7 +153,7 @@ class GCNPredictor(TorchHeadsPredictor):
         nodes = np.fromiter((e.x.shape[0] for e in encodings), np.int64, len(encodings))
         order = np.argsort(nodes, kind="stable")
         out = np.zeros((len(encodings), self.n_heads), np.float32)
-        with torch.inference_mode():
+        with torch.no_grad():
             for i in range(0, len(order), size):
                 index = order[i:i + size]
                 batch = dense_batch if nodes[index[-1]] <= DENSE_MAX_NODES else sparse_batch
