@@ -10,7 +10,7 @@ import onnx
 import pytest
 from conftest import run_cli, tiny_conv_model
 
-from edge_agent.bundle.store import read_records
+from edge_agent.bundle.store import MEASUREMENTS, read_records
 from kernels import zoo
 from kernels.single import build_kernel_model
 from lut.partition import partition
@@ -100,6 +100,28 @@ def test_fit_predict_evaluate_lut(profiled, tmp_path, capsys):
     unseen = len(files) - len(set(config["training"]["item_ids"]) - {reference})  # the reference is never scored
     assert report["mode"] == "training device (unseen items)" and report["metrics"]["n"] == unseen >= 3
     assert 0 <= report["metrics"]["mape_pct"] < 300
+
+
+def test_a_kernel_only_device_gets_an_uncalibrated_lut(profiled, tmp_path, capsys):
+    bundle, models = profiled
+    kernels_only = tmp_path / "kernels-only"
+    shutil.copytree(bundle, kernels_only)
+    lines = (kernels_only / MEASUREMENTS).read_text().splitlines(keepends=True)
+    (kernels_only / MEASUREMENTS).write_text("".join(line for line in lines if '"item_kind":"kernel"' in line))
+    assert _cli(["ingest", kernels_only, "--dataset", tmp_path / "ds"], capsys)[0] == 0
+    (device,) = Dataset(tmp_path / "ds").devices()
+    code, out, err = _cli(["fit", "--dataset", tmp_path / "ds", "--device", device, "--kind", "lut", "--out",
+                           tmp_path / "p"], capsys)
+    assert code == 0 and "uncalibrated" in out, err
+    predictor, _ = load_predictor(tmp_path / "p")
+    table = predictor.table
+    code, out, err = _cli(["predict", "--predictor", tmp_path / "p", "--json", models / "tiny8.onnx"], capsys)
+    kernels = table.predict_model(onnx.load(str(models / "tiny8.onnx")))[1]
+    expected_ms = (sum(k.latency_ns for k in kernels) + table.call_overhead_ns) / 1e6
+    assert code == 0 and json.loads(out)[0]["predicted_ms"] == pytest.approx(expected_ms, rel=1e-6)
+    code, _, err = _cli(["fit", "--dataset", tmp_path / "ds", "--device", device, "--kind", "gcn", "--out",
+                         tmp_path / "g"], capsys)
+    assert code != 0 and "no valid measurements" in err
 
 
 def test_lut_needs_the_fusion_rules(profiled, tmp_path, capsys):

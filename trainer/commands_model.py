@@ -56,6 +56,10 @@ def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, pa
         result = run_fit(Dataset(dataset_dir), list(devices), kind, train_size, seed, hyper, out_dir, on_epoch,
                          lambda: bar.advance(encode_task), cell_vocabulary(cell_space) if cell_space else None)
     history = result.history
+    if not result.train_items:
+        click.echo("{}: no whole-model measurements of {}: kernel sums plus the call overhead, uncalibrated -> {}".format(
+            kind, ", ".join(devices), out_dir))
+        return
     best = min(history.val_errors) if history.val_errors else float("nan")
     click.echo("{}: trained {} on {} item(s) (+{} validation) of {}; {} epoch(s), best {} with validation error "
                "{:.2%}; {} item(s) left unseen -> {}".format(

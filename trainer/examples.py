@@ -49,11 +49,11 @@ def load_examples(dataset: Dataset, devices: Sequence[str]) -> List[Example]:
     rows = dataset.rows(devices)
     examples = []
     for device in devices:
-        reference_ms = reference_latency_ms(rows, device)
         groups: Dict[str, List[Dict[str, object]]] = {}
         for row in rows:
             if row["device"] == device and row["valid"] and row["item_kind"] in MODEL_KINDS and row["ratio"]:
                 groups.setdefault(str(row["item_id"]), []).append(row)
+        reference_ms = reference_latency_ms(rows, device) if groups else 0.0  # a kernel-only device has none
         for item_id, group in sorted(groups.items()):
             examples.append(Example(
                 device, item_id, float(statistics.median(r["ratio"] for r in group)),

@@ -46,10 +46,11 @@ def fit(dataset: Dataset, devices: Sequence[str], kind: str, train_size: Optiona
     learn one device. `vocabulary` picks the input mode (default: the kind's ONNX-level one; a cell-level one from
     trainer.cell_encoding)."""
     examples = load_examples(dataset, devices)
-    if not examples:
-        raise InputError("no valid measurements for device(s) {}".format(", ".join(devices)))
-    train_ids, val_ids = split_items([e.item_id for e in examples], train_size, seed)
     cls = predictor_class(kind)
+    if not examples and not getattr(cls, "kernels_suffice", False):
+        raise InputError("no valid measurements for device(s) {}".format(", ".join(devices)))
+    # a kernel LUT of a device without whole-model measurements: the uncalibrated kernel sum
+    train_ids, val_ids = split_items([e.item_id for e in examples], train_size, seed) if examples else ([], [])
     multi = getattr(cls, "multi_device", False)
     options = {"vocabulary": tuple(vocabulary)} if vocabulary else {}
     predictor = cls(dict(hyper or {}, heads=len(devices)) if multi else hyper, **options)
@@ -84,7 +85,8 @@ def _item_matrix(examples: Sequence[Example], item_ids: Sequence[str], devices: 
 
 def _training_record(examples: Sequence[Example], devices: Sequence[str], train_ids: List[str], val_ids: List[str],
                      seed: int, history: FitHistory) -> Dict[str, object]:
-    reference = {device: next(e.reference_ms for e in examples if e.device == device) for device in devices}
+    reference = {device: next(e.reference_ms for e in examples if e.device == device)
+                 for device in devices if any(e.device == device for e in examples)}
     return {"devices": list(devices), "reference_ms": reference, "item_ids": sorted(train_ids + val_ids),
             "validation_item_ids": sorted(val_ids), "seed": seed, "train_size": len(train_ids) + len(val_ids),
             "epochs": history.epochs, "best_epoch": history.best_epoch,

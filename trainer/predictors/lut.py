@@ -29,6 +29,7 @@ KERNEL_KIND = "kernel"
 @register("lut")
 class LutPredictor(Predictor):
     target = "absolute"
+    kernels_suffice = True  # whole-model items only calibrate the kernel sum
 
     def __init__(self, hyper: Optional[Dict[str, object]] = None, vocabulary: Sequence[str] = LUT_VOCABULARY):
         super().__init__(hyper, vocabulary)
@@ -40,7 +41,7 @@ class LutPredictor(Predictor):
     def prepare(self, dataset, devices: Sequence[str]) -> None:
         from lut.build import SETTING_KEYS
         from lut.table import fit_lut
-        from trainer.examples import reference_latency_ms
+        from trainer.examples import MODEL_KINDS, reference_latency_ms
 
         if len(devices) != 1:
             raise InputError("a kernel lookup table belongs to one device; give exactly one --device")
@@ -50,7 +51,8 @@ class LutPredictor(Predictor):
         rules = _rule_table(dataset, device, rows)
         settings = {key: getattr(rules.settings, key) for key in SETTING_KEYS}
         self.table = fit_lut(samples, rules.absorbed(), settings, call_overhead_ns)
-        self.reference_ms = reference_latency_ms(rows, device)
+        has_models = any(r["valid"] and r["item_kind"] in MODEL_KINDS for r in rows)
+        self.reference_ms = reference_latency_ms(rows, device) if has_models else None
 
     def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
         """The calibration of kernel sums to whole models (lut.table.KernelLUT.calibrate) on the training models."""
@@ -58,8 +60,9 @@ class LutPredictor(Predictor):
             raise InputError("the lut predictor is built from a dataset's kernel records (trainer fit --kind lut)")
         from lut.table import model_sum
 
-        measured_ns = np.asarray(train_y, dtype=np.float64) * self.reference_ms * 1e6
-        self.table.calibrate([model_sum(self.predict_kernels(e)) for e in train], measured_ns)
+        if len(train):
+            measured_ns = np.asarray(train_y, dtype=np.float64) * self.reference_ms * 1e6
+            self.table.calibrate([model_sum(self.predict_kernels(e)) for e in train], measured_ns)
         history = FitHistory(epochs=1, best_epoch=1)
         if len(val):
             measured_ms = np.asarray(val_y, dtype=np.float64) * self.reference_ms
