@@ -10,7 +10,7 @@ import collections
 import json
 from typing import Dict, List, Optional, Tuple
 
-from edge_agent.fusion.ops import ACTIVATION_CLASSES
+from edge_agent.fusion.ops import ACTIVATION_CLASSES, op_class
 from edge_agent.kernelprof.space import ACTS, acceptable
 
 # Another draw than `profile --space NAME --seed S` makes: the kernels come from other subnets than the ones a
@@ -22,8 +22,6 @@ _ABSORBING = ("conv", "dwconv", "fc", "add")
 def _act_of(info, readers: Dict[str, int], consumer: Dict[str, object]) -> Tuple[str, Optional[str]]:
     """(the activation a runtime would fuse into this node, that activation node's name): the one reader of the
     node's output when it is an activation."""
-    from edge_agent.fusion.ops import op_class
-
     name = info.outputs[0]
     reader = consumer.get(name)
     if reader is None or readers.get(name) != 1:
@@ -59,7 +57,6 @@ def single_config(cls: str, info, act: str) -> Optional[Tuple[str, Dict[str, obj
 def model_kernel_configs(model) -> List[Tuple[str, Dict[str, object]]]:
     """(kernel type, config) of every node of the model that kernels.single can build, activations fused into the
     conv, dwconv, fc or add before them."""
-    from edge_agent.fusion.ops import op_class
     from kernels.analysis import analyze
 
     infos = analyze(model)
