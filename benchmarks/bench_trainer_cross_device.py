@@ -1,16 +1,20 @@
 """Benchmark 2 (issue 4): cross-device. Train one head per source device of ../shared/data/nb201 (by default every
 device that is not a target), evaluate on the targets with only the target's reference latency (--shots 0: the
 average of the source heads) and with 10 measured samples (--shots 10: the mix of source heads fitted to them and the
-reference; the 10 are the ones the predictor chooses, or a random draw with --shot-selection random). HELP (10
-samples): mean ρ 0.932. Each target's ρ is printed beside its noise ceiling (the ρ an oracle
-that knows the noise-free table reaches against the measured one; bench_trainer_ceiling.py).
+reference, then for a cell-level predictor the per-op correction; the 10 are the ones the predictor chooses, among all
+items or among --candidates drawn per seed, or a random draw with --shot-selection random). HELP (10 samples): mean ρ
+0.932. With --seeds N the mean over targets is also given as mean ± sd over the N draws. Each target's ρ is printed
+beside its noise ceiling (the ρ an oracle that knows the noise-free table reaches against the measured one;
+bench_trainer_ceiling.py).
 
     .venv/bin/python benchmarks/bench_trainer_cross_device.py [--train DEVICE ...] [--target pixel3 ...]
-        [--kind gcn] [--hidden 128] [--cell] [--work DIR] [--shot-selection chosen|random] [--seeds N] [--reuse]
+        [--kind gcn] [--hidden 128] [--cell] [--work DIR] [--shot-selection chosen|random] [--candidates N]
+        [--seeds N] [--reuse]
 """
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -33,7 +37,10 @@ def main():
     parser.add_argument("--shots", type=int, action="append", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shot-selection", choices=["chosen", "random"], default="chosen")
-    parser.add_argument("--seeds", type=int, default=1, help="random shot draws (seed, seed+1, ...) averaged per target")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="chosen shots come from this many items drawn per seed (default: all items)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="shot draws or candidate pools (seed, seed+1, ...) averaged per target")
     parser.add_argument("--reuse", action="store_true", help="evaluate the predictor already fitted in the work dir")
     parser.add_argument("--cell", action="store_true", help="cell-level input mode instead of ONNX graphs")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
@@ -56,15 +63,19 @@ def main():
             vocabulary=cell_vocabulary("nb201") if args.cell else None)
         print("fit on {} ({} archs each): {:.0f} s".format(", ".join(train), args.train_size,
                                                            time.perf_counter() - start))
-    draws = range(args.seed, args.seed + (args.seeds if args.shot_selection == "random" else 1))
+    drawn = args.shot_selection == "random" or args.candidates is not None
+    draws = range(args.seed, args.seed + (args.seeds if drawn else 1))
     results = []
     table = read_rows()
     for target in targets:
         ceiling = spearman_ceiling(table, target + "_ms")[2]
         for k in shots:
-            m = _mean_metrics([evaluate(*load_predictor(out), dataset, target, shots=k, seed=s,  # fresh predictor
-                                        shot_selection=args.shot_selection).metrics for s in (draws if k else draws[:1])])
-            results.append({"target": target, "shots": k, "metrics": m, "spearman_ceiling": ceiling})
+            runs = [evaluate(*load_predictor(out), dataset, target, shots=k, seed=s,  # fresh predictor
+                             shot_selection=args.shot_selection, candidates=args.candidates).metrics
+                    for s in (draws if k else draws[:1])]
+            m = _mean_metrics(runs)
+            results.append({"target": target, "shots": k, "metrics": m, "spearman_ceiling": ceiling,
+                            "spearman_per_draw": [r["spearman"] for r in runs]})
             print("{:>24} shots {:>2}: ρ {:.4f} (ceiling {:.3f})  τ {:.4f}  ±10 % {:6.1%}  ±5 % {:6.1%}  "
                   "MAPE {:5.1f} %  (n={})".format(
                 target, k, m["spearman"], ceiling, m["kendall"], m["within_10"], m["within_5"], m["mape_pct"], m["n"]),
@@ -72,10 +83,14 @@ def main():
     for k in shots:
         rhos = [r["metrics"]["spearman"] for r in results if r["shots"] == k]
         within = [r["metrics"]["within_10"] for r in results if r["shots"] == k]
-        print("mean over targets, shots {}: ρ {:.4f}, ±10 % {:.1%} (HELP 10 shots: ρ 0.932; goal ≥ 0.97)".format(
-            k, sum(rhos) / len(rhos), sum(within) / len(within)))
+        per_draw = [statistics.mean(d) for d in zip(*(r["spearman_per_draw"] for r in results if r["shots"] == k))]
+        spread = (" (sd over {} draws {:.4f})".format(len(per_draw), statistics.stdev(per_draw))
+                  if len(per_draw) > 1 else "")
+        print("mean over targets, shots {}: ρ {:.4f}{}, ±10 % {:.1%} (HELP 10 shots: ρ 0.932; goal ≥ 0.97)".format(
+            k, sum(rhos) / len(rhos), spread, sum(within) / len(within)))
     print(json.dumps({"benchmark": "nb201-cross-device", "train": train, "kind": args.kind, "hidden": args.hidden,
-                      "cell": args.cell, "shot_selection": args.shot_selection, "draws": len(draws),
+                      "cell": args.cell, "shot_selection": args.shot_selection, "candidates": args.candidates,
+                      "draws": len(draws),
                       "results": results}))
 
 

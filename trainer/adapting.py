@@ -15,7 +15,7 @@ from trainer.encoding import GraphEncoding
 from trainer.encoding_cache import EncodingCache
 from trainer.examples import Example, encode_examples, load_examples, ratios
 from trainer.predictors.base import Predictor
-from trainer.predictors.heads import choose_shots, shot_design
+from trainer.predictors.heads import HeadsPredictor, choose_shots, shot_design
 from trainer.predictors.store import CONFIG, WEIGHTS, save_predictor
 
 MIN_ITEMS = 2
@@ -39,8 +39,9 @@ def chosen_shots(predictor: Predictor, encodings: Sequence[GraphEncoding],
 
 def adapt_predictor(predictor: Predictor, points: Sequence[Example], encodings: Sequence[GraphEncoding],
                     seed: int) -> None:
-    """A ratio predictor adapts to the K samples and the reference (ratio 1 by definition; always measured);
-    an absolute one (lut) to the K samples' latencies only."""
+    """A ratio predictor adapts to the K samples and the reference (ratio 1 by definition; always measured); a
+    cell-level mix of heads then refits with its per-op correction, counted from the reference. An absolute one (lut)
+    adapts to the K samples' latencies only."""
     if predictor.target == "ratio":
         targets = ratios(points)
     else:
@@ -49,6 +50,9 @@ def adapt_predictor(predictor: Predictor, points: Sequence[Example], encodings: 
         targets = np.asarray([e.latency_ms for e in points], dtype=np.float64)
     if points:
         predictor.adapt(encodings, targets, seed)
+    references = [encodings[i] for i, e in enumerate(points) if e.is_reference]
+    if isinstance(predictor, HeadsPredictor) and references:
+        predictor.correct(encodings, targets, references[0])
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,10 @@ class DevicePool:
     references: List[Example]
     reference_encodings: List[GraphEncoding]
 
-    def choose(self, predictor: Predictor, k: int) -> np.ndarray:
-        return chosen_shots(predictor, self.encodings, self.reference_encodings, k)
+    def choose(self, predictor: Predictor, k: int, among: Optional[Sequence[int]] = None) -> np.ndarray:
+        """`chosen_shots` over all items, or over the `among` ones only (a candidate pool)."""
+        among = np.arange(len(self.items)) if among is None else np.asarray(among, dtype=np.int64)
+        return among[chosen_shots(predictor, [self.encodings[i] for i in among], self.reference_encodings, k)]
 
     def adapt(self, predictor: Predictor, picked: Sequence[int], seed: int) -> None:
         """Adapt to the picked items and the reference."""

@@ -1,7 +1,7 @@
 """`trainer evaluate`: score a predictor on one device's measurements it did not train on."""
 
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -31,11 +31,13 @@ SHOT_SELECTIONS = ("chosen", "random")
 
 
 def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, device: str, shots: int = 0,
-             seed: int = 0, measured: str = MEASURED_ABSOLUTE, shot_selection: str = "chosen") -> Evaluation:
+             seed: int = 0, measured: str = MEASURED_ABSOLUTE, shot_selection: str = "chosen",
+             candidates: Optional[int] = None) -> Evaluation:
     """`measured="ratio"` scores against the drift-free measurement, the item's interleaved ratio times the device's
     reference latency, instead of the item's absolute median, which carries the machine's drift between items.
     `shot_selection="chosen"` measures the K items `choose_shots` picks from the predictor alone (what a user
-    calibrating a new board would be asked to profile); "random" draws them with `seed`."""
+    calibrating a new board would be asked to profile), among `candidates` items drawn with `seed` if given (as
+    `trainer calibration-set --candidates` samples the space); "random" draws them with `seed`."""
     if shot_selection not in SHOT_SELECTIONS:
         raise InputError("shot selection must be one of {}, not {!r}".format(", ".join(SHOT_SELECTIONS), shot_selection))
     training = config.get("training", {})
@@ -51,7 +53,10 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     if shot_selection == "random" or not shots:
         picked = np.random.default_rng(seed).permutation(len(pool))[:shots]
     else:
-        picked = points.choose(predictor, shots)
+        among = None
+        if candidates is not None and candidates < len(pool):
+            among = np.random.default_rng(seed).choice(len(pool), max(candidates, shots), replace=False)
+        picked = points.choose(predictor, shots, among)
     shot_index = {int(i) for i in picked}
     scored_index = [i for i in range(len(pool)) if i not in shot_index]
     if seen and hasattr(predictor, "select_device"):
