@@ -27,9 +27,9 @@ class MixOnly(PlantedHeads):
         self.correction = np.zeros(len(self.ops))
 
 
-def _with_effect(setup):
+def _with_effect(base):
     """The setup's dataset with device "tc" = 2 · a^0.8 · b^0.2 · exp(Σ EFFECT over the cell's edges)."""
-    tmp_path, archs, dataset, truth = setup
+    tmp_path, archs, dataset, truth = base
     target = {}
     for arch in archs:
         a, b = (_latency(arch, cost) for cost in COSTS)
@@ -60,7 +60,7 @@ def test_joint_fit_recovers_the_mix_and_the_op_effect():
     assert np.allclose(fit_mix_and_correction(heads, counts - reference, heads @ [0.8, 0.2], 0.01)[1], 0.0, atol=1e-6)
 
 
-def test_ten_shots_with_the_correction_rank_better_than_the_mix_alone(setup):
+def test_ten_shots_with_the_correction_rank_better_than_the_mix_alone(setup):  # noqa: F811
     _, dataset = _with_effect(setup)
     config = {"training": {"devices": ["a", "b"], "item_ids": []}}
     plain = evaluate(MixOnly({"heads": 2}, vocabulary=VOCABULARY), config, dataset, "tc", shots=10)
@@ -73,7 +73,7 @@ def test_ten_shots_with_the_correction_rank_better_than_the_mix_alone(setup):
     assert corrected.metrics["mape_pct"] < plain.metrics["mape_pct"]
 
 
-def test_adapted_predictor_keeps_the_correction_through_save_and_load(setup, tmp_path):
+def test_adapted_predictor_keeps_the_correction_through_save_and_load(setup, tmp_path):  # noqa: F811
     _, dataset = _with_effect(setup)
     save_predictor(PlantedHeads({"heads": 2}, vocabulary=VOCABULARY), tmp_path / "src",
                    {"devices": ["a", "b"], "item_ids": []})
