@@ -236,3 +236,30 @@ def test_additive_recovers_an_additive_cost(dataset, tmp_path):
         loaded, config = load_predictor(tmp_path / kind)
         scores[kind] = evaluate(loaded, config, dataset, "dev").metrics["mape_pct"]
     assert scores["additive"] < 0.5 * scores["flops"]
+
+
+def test_search_keeps_the_most_flops_within_the_budget(dataset, tmp_path, capsys):
+    pred, specs = tmp_path / "p", tmp_path / "found.json"
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--dataset", str(dataset.root), "--device", "dev", "--kind", "flops", "--out", str(pred)])
+    assert done.value.code == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["search", "--predictor", str(pred), "--space", "nb201", "--budget-ms", "6", "--candidates", "60",
+              "--top", "5", "--out", str(specs), "--json"])
+    found = json.loads(capsys.readouterr().out)
+    assert done.value.code == 0 and 1 <= len(found) <= 5
+    assert all(f["predicted_ms"] <= 6 for f in found)
+    assert [f["flops"] for f in found] == sorted((f["flops"] for f in found), reverse=True)
+    assert json.loads(specs.read_text()) == [f["spec"] for f in found]
+    reference = get_space("nb201").reference_spec().to_dict()
+    assert reference not in [f["spec"] for f in found]
+    with pytest.raises(SystemExit) as done:  # a wider budget keeps at least as much capacity
+        main(["search", "--predictor", str(pred), "--space", "nb201", "--budget-ms", "60", "--candidates", "60",
+              "--top", "5", "--json"])
+    wider = json.loads(capsys.readouterr().out)
+    assert done.value.code == 0 and wider[0]["flops"] >= found[0]["flops"]
+    with pytest.raises(SystemExit) as done:
+        main(["search", "--predictor", str(pred), "--space", "nb201", "--budget-ms", "0.001", "--candidates", "20"])
+    err = capsys.readouterr().err
+    assert done.value.code != 0 and "no sampled subnet" in err and "Traceback" not in err

@@ -89,20 +89,14 @@ def calibration_specs(predictor: Predictor, space_name: str, k: int, candidates:
     """The k subnet specs, out of `candidates` sampled from the space with `seed`, that a new device should measure
     (besides the reference) to adapt the predictor: the ones `trainer evaluate --shot-selection chosen` would pick."""
     from kernels.spaces import get_space
+    from trainer.predicting import encode_space_sample
 
-    space = get_space(space_name)
-    reference = space.reference_spec().to_dict()
-    pool = [s.to_dict() for s in space.sample(candidates, seed)]
-    pool = [s for s in pool if s != reference]
+    cache = EncodingCache(None, predictor.vocabulary)
+    pool, encodings = encode_space_sample(cache, space_name, candidates, seed, progress)
     if not 1 <= k <= len(pool):
         raise InputError("--k {} is out of range: {} candidate subnet(s) of {}".format(k, len(pool), space_name))
-    cache = EncodingCache(None, predictor.vocabulary)
-    encodings = []
-    for spec in pool:
-        encodings.append(cache.for_spec(spec))
-        if progress is not None:
-            progress()
-    return [pool[i] for i in chosen_shots(predictor, encodings, [cache.for_spec(reference)], k)]
+    reference = cache.for_spec(get_space(space_name).reference_spec().to_dict())
+    return [pool[i] for i in chosen_shots(predictor, encodings, [reference], k)]
 
 
 def adapt_to_device(predictor: Predictor, dataset: Dataset, device: str, shots: Optional[int],

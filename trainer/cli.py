@@ -5,7 +5,7 @@ import click
 from edge_agent import __version__
 from edge_agent.cli import run_group
 from trainer.commands_data import devices, import_table, ingest
-from trainer.commands_model import adapt, calibration_set, evaluate, fit, predict
+from trainer.commands_model import adapt, calibration_set, evaluate, fit, predict, search
 from trainer.quickstart import quickstart
 
 
@@ -15,7 +15,7 @@ def cli():
     """Ingest measurements, fit latency predictors, predict and evaluate."""
 
 
-for _command in (ingest, devices, import_table, fit, predict, evaluate, calibration_set, adapt, quickstart):
+for _command in (ingest, devices, import_table, fit, predict, evaluate, calibration_set, adapt, search, quickstart):
     cli.add_command(_command)
 
 

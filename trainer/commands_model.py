@@ -57,8 +57,8 @@ def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, pa
                          lambda: bar.advance(encode_task), cell_vocabulary(cell_space) if cell_space else None)
     history = result.history
     if not result.train_items:
-        click.echo("{}: no whole-model measurements of {}: kernel sums plus the call overhead, uncalibrated -> {}".format(
-            kind, ", ".join(devices), out_dir))
+        click.echo("{}: no whole-model measurements of {}: kernel sums plus the call overhead, uncalibrated "
+                   "-> {}".format(kind, ", ".join(devices), out_dir))
         return
     best = min(history.val_errors) if history.val_errors else float("nan")
     click.echo("{}: trained {} on {} item(s) (+{} validation) of {}; {} epoch(s), best {} with validation error "
@@ -208,3 +208,58 @@ def adapt(predictor_dir, dataset_dir, device, shots, seed, out_dir):
     save_adapted(predictor, config, predictor_dir, adaptation, seed, out_dir)
     click.echo("adapted {} to {} on {} of its {} item(s) and its reference ({:.4g} ms) -> {}".format(
         predictor_dir, device, len(adaptation.item_ids), adaptation.available, adaptation.reference_ms, out_dir))
+
+
+@click.command()
+@predictor_option
+@click.option("--space", required=True, help="Space to search (`edge-agent spaces`).")
+@click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True), required=True,
+              help="Latency budget on the device, in ms.")
+@click.option("--reference-ms", type=float, default=None, help="The device's reference-model latency (ms).")
+@click.option("--candidates", type=click.IntRange(1), default=1000, show_default=True,
+              help="Subnets sampled from the space.")
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True, help="Subnets to keep.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the candidate sample.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the kept specs here (a JSON list for `edge-agent profile --specs`).")
+@json_option
+def search(predictor_dir, space, budget_ms, reference_ms, candidates, top, seed, out_file, as_json):
+    """Subnets predicted within a latency budget, the most FLOPs first."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from trainer.predicting import resolve_reference_ms
+    from trainer.predictors.store import load_predictor
+    from trainer.searching import search as run_search
+
+    predictor, config = load_predictor(predictor_dir)
+    reference = resolve_reference_ms(predictor, config, reference_ms)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("predicting candidates", total=candidates)
+        result = run_search(predictor, reference, space, budget_ms, candidates, seed, top, lambda: bar.advance(task))
+    if out_file is not None:
+        out_file.write_text(json.dumps([f.spec for f in result.found], indent=1, sort_keys=True), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps([{"spec": f.spec, "predicted_ms": f.predicted_ms, "flops": f.flops}
+                               for f in result.found]))
+        return
+    _print_found(result, budget_ms, out_file)
+
+
+def _print_found(result, budget_ms: float, out_file) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kernels.spaces import spec_from_dict
+
+    table = Table(title="{} of {} candidate(s) predicted within {:g} ms".format(
+        result.under_budget, result.candidates, budget_ms))
+    for column in ("spec id", "predicted ms", "MFLOPs"):
+        table.add_column(column, justify="right" if column != "spec id" else "left")
+    for found in result.found:
+        table.add_row(spec_from_dict(found.spec).id, "{:.4g}".format(found.predicted_ms),
+                      "{:.1f}".format(found.flops / 1e6))
+    Console().print(table)
+    if out_file is not None:
+        click.echo("specs -> {} (measure them with `edge-agent profile --space ... --specs {}`)".format(
+            out_file, out_file))

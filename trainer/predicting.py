@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from edge_agent.errors import InputError
 from trainer.encoding import GraphEncoding
@@ -48,6 +48,23 @@ def encode_inputs(cache: EncodingCache, files: Sequence[Path], space: Optional[s
     if not encoded:
         raise InputError("nothing to predict: give ONNX files, --space S --arch A, or --spec FILE")
     return encoded
+
+
+def encode_space_sample(cache: EncodingCache, space_name: str, n: int, seed: int,
+                        progress: Optional[Callable[[], None]] = None
+                        ) -> Tuple[List[Dict[str, Any]], List[GraphEncoding]]:
+    """(specs, encodings) of n subnets sampled from the space with the seed, the reference left out."""
+    from kernels.spaces import get_space
+
+    space = get_space(space_name)
+    reference = space.reference_spec().to_dict()
+    specs = [s for s in (spec.to_dict() for spec in space.sample(n, seed)) if s != reference]
+    encodings = []
+    for spec in specs:
+        encodings.append(cache.for_spec(spec))
+        if progress is not None:
+            progress()
+    return specs, encodings
 
 
 def predict(predictor: Predictor, encodings: Sequence[GraphEncoding], reference_ms: float) -> List[float]:
