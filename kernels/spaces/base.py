@@ -3,7 +3,7 @@
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -98,3 +98,26 @@ def stratified_by_value(values: Sequence[float], n: int, rng: "np.random.RandomS
         picked.append(int(order[free.pop(best)]))
     rng.shuffle(picked)
     return picked
+
+
+def stratified_sample(space: Space, n: int, seed: int, draw: Callable[["np.random.RandomState"], Dict[str, Any]],
+                      value: Callable[[SubnetSpec], Optional[float]], pool_factor: int) -> List[SubnetSpec]:
+    """n distinct specs of the space, never its reference, spread evenly over `value` across a pool of pool_factor * n
+    random candidates (`draw(rng)` gives a candidate's choices; a `value` of None leaves the candidate out), in
+    random order; deterministic for a seed."""
+    if n < 0:
+        raise SpaceError("cannot sample a negative number of subnets")
+    rng = np.random.RandomState(seed)
+    seen = {space.reference_spec().id}
+    pool: List[SubnetSpec] = []
+    values: List[float] = []
+    for _ in range(1000 * max(n, 1)):
+        if len(pool) >= pool_factor * n:
+            break
+        spec = SubnetSpec(space.name, space.version, draw(rng))
+        found = value(spec) if spec.id not in seen else None
+        if found is not None:
+            seen.add(spec.id)
+            pool.append(spec)
+            values.append(found)
+    return [pool[k] for k in stratified_by_value(values, n, rng)] if n else []

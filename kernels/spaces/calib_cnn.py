@@ -17,7 +17,7 @@ A residual block that changes shape takes a 1x1 stride-2 projection shortcut. A 
 (convolutions and FC, multiply-add = 2) or 120 MB of fp32 weights, so one inference stays near 100 ms on a laptop core.
 """
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import onnx
@@ -25,7 +25,7 @@ import onnx
 from kernels.builder import GraphBuilder
 from kernels.errors import SpaceError
 from kernels.spaces import register_space
-from kernels.spaces.base import Space, SubnetSpec, stratified_by_value
+from kernels.spaces.base import Space, SubnetSpec, stratified_sample
 
 RESOLUTIONS = (96, 128, 160, 224)
 ACTS = ("relu", "relu6", "hswish")
@@ -209,20 +209,12 @@ class CalibCnnSpace(Space):
         return b.build([_network(b, spec.choices)])
 
     def sample(self, n: int, seed: int) -> List[SubnetSpec]:
-        """n distinct networks spread evenly over the log weight bytes of a random candidate pool, in random order."""
-        if n < 0:
-            raise SpaceError("cannot sample a negative number of networks")
-        rng = np.random.RandomState(seed)
-        seen = {self.reference_spec().id}
-        pool: List[SubnetSpec] = []
-        sizes: List[float] = []
-        for _ in range(1000 * n):
-            if len(pool) >= POOL_FACTOR * n:
-                break
-            spec = SubnetSpec(self.name, self.version, _random_choices(rng))
-            weight_bytes, flops = size_of(spec.choices)
-            if spec.id not in seen and weight_bytes <= MAX_WEIGHT_BYTES and flops <= MAX_FLOPS:
-                seen.add(spec.id)
-                pool.append(spec)
-                sizes.append(np.log(weight_bytes))
-        return [pool[k] for k in stratified_by_value(sizes, n, rng)] if n else []
+        """n distinct networks within the size limits, spread evenly over the log weight bytes of a random candidate
+        pool, in random order."""
+        return stratified_sample(self, n, seed, _random_choices, _log_weight_bytes, POOL_FACTOR)
+
+
+def _log_weight_bytes(spec: SubnetSpec) -> Optional[float]:
+    """None for a network over the size limits."""
+    weight_bytes, flops = size_of(spec.choices)
+    return float(np.log(weight_bytes)) if weight_bytes <= MAX_WEIGHT_BYTES and flops <= MAX_FLOPS else None

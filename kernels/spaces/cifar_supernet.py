@@ -20,7 +20,7 @@ from kernels.analysis import analyze, model_flops, model_params
 from kernels.builder import GraphBuilder
 from kernels.errors import SpaceError
 from kernels.spaces import register_space
-from kernels.spaces.base import Space, SubnetSpec, stratified_by_value
+from kernels.spaces.base import Space, SubnetSpec, stratified_sample
 
 STAGES = ((24, 3, 1), (48, 3, 2), (96, 3, 2))  # (base width, blocks, stride of the first block)
 RATIOS = (0.25, 0.5, 0.75, 1.0)
@@ -126,22 +126,8 @@ class CifarSupernetSpace(Space):
 
     def sample(self, n: int, seed: int) -> List[SubnetSpec]:
         """n distinct subnets spread evenly over the FLOPs range of a random candidate pool, in random order."""
-        if n < 0:
-            raise SpaceError("cannot sample a negative number of subnets")
-        rng = np.random.RandomState(seed)
-        seen = {self.reference_spec().id}
-        pool: List[SubnetSpec] = []
-        for _ in range(1000 * max(n, 1)):
-            if len(pool) >= POOL_FACTOR * n:
-                break
-            spec = SubnetSpec(self.name, self.version, _random_choices(rng))
-            if spec.id not in seen:
-                seen.add(spec.id)
-                pool.append(spec)
-        if not n:
-            return []
-        flops = [np.log(model_flops(self.build(spec))) for spec in pool]
-        return [pool[k] for k in stratified_by_value(flops, n, rng)]
+        return stratified_sample(self, n, seed, _random_choices, lambda spec: np.log(model_flops(self.build(spec))),
+                                 POOL_FACTOR)
 
 
 def layer_table() -> str:
