@@ -1,3 +1,4 @@
+import copy
 import os
 import subprocess
 import sys
@@ -87,3 +88,10 @@ def copy_fixture(name: str, tmp_path):
     target = str(tmp_path / name)
     shutil.copytree(os.path.join(FIXTURES, name), target, symlinks=True)
     return SysRoot(target)
+
+
+def mutated_reference(space, mutate):
+    """The space's reference spec with `mutate(choices)` applied, validated by the space."""
+    choices = copy.deepcopy(space.reference_spec().choices)
+    mutate(choices)
+    return space.spec_from_dict({"space": space.name, "space_version": space.version, "choices": choices})

@@ -1,10 +1,9 @@
 """calib-cnn: stable ids, refused specs, weight-stratified sampling, counted sizes, and real runtimes."""
 
-import copy
-
 import numpy as np
 import onnx
 import pytest
+from conftest import mutated_reference
 
 from edge_agent.runtimes import get_runtime
 from kernels.analysis import model_flops, model_params
@@ -13,12 +12,6 @@ from kernels.spaces import get_space, spec_from_dict
 from kernels.spaces.calib_cnn import MAX_FLOPS, MAX_WEIGHT_BYTES, size_of
 
 SPACE = get_space("calib-cnn")
-
-
-def _spec(mutate):
-    choices = copy.deepcopy(SPACE.reference_spec().choices)
-    mutate(choices)
-    return SPACE.spec_from_dict({"space": SPACE.name, "space_version": SPACE.version, "choices": choices})
 
 
 def test_ids_are_stable():
@@ -49,7 +42,7 @@ def _widen(c):
 ])
 def test_invalid_specs_are_refused(mutate, message):
     with pytest.raises(SpaceError, match=message) as error:
-        _spec(mutate)
+        mutated_reference(SPACE, mutate)
     assert "\n" not in str(error.value)
 
 

@@ -1,6 +1,5 @@
 """cifar-supernet: pruning invariants, stable ids, FLOPs-stratified sampling, registry and CLI."""
 
-import copy
 import hashlib
 import json
 import subprocess
@@ -8,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import mutated_reference
 
 from kernels.analysis import analyze, model_flops
 from kernels.errors import SpaceError
@@ -16,12 +16,6 @@ from kernels.spaces.base import SubnetSpec
 from kernels.spaces.cifar_supernet import layer_table
 
 SPACE = get_space("cifar-supernet")
-
-
-def _spec(mutate):
-    choices = copy.deepcopy(SPACE.reference_spec().choices)
-    mutate(choices)
-    return SPACE.spec_from_dict({"space": SPACE.name, "space_version": SPACE.version, "choices": choices})
 
 
 def test_ids_are_stable_and_canonical():
@@ -41,7 +35,7 @@ def test_pruning_channels_lowers_flops_and_keeps_adds_consistent():
                 stage["width"] = r
                 for block in stage["blocks"]:
                     block["mid"] = r
-        model = SPACE.build(_spec(prune))
+        model = SPACE.build(mutated_reference(SPACE, prune))
         for info in analyze(model):
             if info.op_type == "Add":
                 assert info.in_shapes[0] == info.in_shapes[1]
@@ -64,9 +58,9 @@ def test_each_kind_of_choice_changes_the_network():
     def wide_kernel(c):
         c["stages"][2]["blocks"][0]["op"] = "conv5"
 
-    assert model_flops(SPACE.build(_spec(remove))) < base
-    assert model_flops(SPACE.build(_spec(separable))) < base < model_flops(SPACE.build(_spec(wide_kernel)))
-    ops = [n.op_type for n in SPACE.build(_spec(no_skip)).graph.node]
+    assert model_flops(SPACE.build(mutated_reference(SPACE, remove))) < base
+    assert model_flops(SPACE.build(mutated_reference(SPACE, separable))) < base < model_flops(SPACE.build(mutated_reference(SPACE, wide_kernel)))
+    ops = [n.op_type for n in SPACE.build(mutated_reference(SPACE, no_skip)).graph.node]
     assert ops.count("Add") == 8  # 9 blocks, one skip off
 
 
@@ -78,7 +72,7 @@ def test_each_kind_of_choice_changes_the_network():
 ])
 def test_invalid_specs_are_refused(mutate, message):
     with pytest.raises(SpaceError, match=message):
-        _spec(mutate)
+        mutated_reference(SPACE, mutate)
     with pytest.raises(SpaceError, match="version"):
         SPACE.spec_from_dict({"space": SPACE.name, "space_version": 99, "choices": {}})
 
