@@ -11,7 +11,7 @@ import numpy as np
 from edge_agent.bundle.schema import KIND_KERNEL, MeasurementRecord
 from edge_agent.errors import InputError
 from edge_agent.stats import interleaved_ratio, summarize
-from lut.partition import Pairs
+from edge_agent.fusion.partition import Pairs
 from lut.table import KernelLUT, KernelSample, fit_lut
 
 SETTING_KEYS = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision")

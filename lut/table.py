@@ -9,7 +9,7 @@ import onnx
 
 from edge_agent.kernelprof import regressor
 from lut.calibration import Calibration, ModelSum, fit_calibration
-from lut.partition import Kernel, Pairs, partition
+from edge_agent.fusion.partition import Kernel, Pairs, partition
 
 EXACT, REGRESSOR, FALLBACK = "exact", "regressor", "fallback"
 MIN_POINTS_FOR_REGRESSOR = 3

@@ -153,7 +153,7 @@ def test_a_spaces_layers_are_measured_first_and_hit_the_lut_exactly():
     from edge_agent.kernelprof.space_prior import space_kernel_configs
     from kernels.single import build_kernel_model
     from kernels.spaces import get_space
-    from lut.partition import partition
+    from edge_agent.fusion.partition import partition
 
     layers = space_kernel_configs("cifar-supernet", 20, 0)
     assert len(layers["conv"]) >= 20 and layers["add"] and layers["dwconv"]

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edge_agent.errors import InputError
 from kernels.spaces import list_spaces
 from lut.format import load_lut, lut_to_dict, save_lut
-from lut.partition import partition
+from edge_agent.fusion.partition import partition
 from lut.table import EXACT, FALLBACK, REGRESSOR, KernelSample, fit_lut
 
 FUSED = frozenset({("conv", "relu"), ("conv", "bn"), ("conv", "relu6"), ("add", "relu"), ("dwconv", "relu6"),

@@ -13,7 +13,7 @@ from conftest import run_cli, tiny_conv_model
 from edge_agent.bundle.store import MEASUREMENTS, read_records
 from kernels import zoo
 from kernels.single import build_kernel_model
-from lut.partition import partition
+from edge_agent.fusion.partition import partition
 from tests.test_lut import FUSED, _hand_built
 from trainer.cli import main
 from trainer.dataset import Dataset

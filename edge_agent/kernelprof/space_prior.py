@@ -10,69 +10,49 @@ import collections
 import json
 from typing import Dict, List, Optional, Tuple
 
-from edge_agent.fusion.ops import ACTIVATION_CLASSES, op_class
+from edge_agent.fusion.ops import ACTIVATION_CLASSES
+from edge_agent.fusion.partition import Kernel, partition
 from edge_agent.kernelprof.space import ACTS, acceptable
 
 # Another draw than `profile --space NAME --seed S` makes: the kernels come from other subnets than the ones a
 # whole-model benchmark with the same seed scores.
 SEED_OFFSET = 7919
-_ABSORBING = ("conv", "dwconv", "fc", "add")
+# The activation fusions every runtime we met performs; with them a space's conv, dwconv, fc and add layers become
+# kernels that kernels.single can build alone.
+_COMMON_FUSIONS = frozenset((head, act) for head in ("conv", "dwconv", "fc", "add") for act in ACTIVATION_CLASSES)
 
 
-def _act_of(info, readers: Dict[str, int], consumer: Dict[str, object]) -> Tuple[str, Optional[str]]:
-    """(the activation a runtime would fuse into this node, that activation node's name): the one reader of the
-    node's output when it is an activation."""
-    name = info.outputs[0]
-    reader = consumer.get(name)
-    if reader is None or readers.get(name) != 1:
-        return "none", None
-    cls = op_class(reader.op_type)
-    return (cls, reader.name) if cls in ACTIVATION_CLASSES else ("none", None)
-
-
-def single_config(cls: str, info, act: str) -> Optional[Tuple[str, Dict[str, object]]]:
-    """The kernels.single (type, config) that runs this node (with `act` fused) alone, or None when none can."""
-    if info.in_hw[0] != info.in_hw[1] and cls not in ("fc",):
+def single_config(kernel: Kernel) -> Optional[Tuple[str, Dict[str, object]]]:
+    """The kernels.single (type, config) that runs this kernel alone, or None when none can."""
+    config, kind = kernel.config, kernel.kind
+    if "with" in config or isinstance(config.get("hw"), list):
         return None
-    hw, kernel, stride = int(info.in_hw[0]), int(info.kernel_hw[0]), int(info.stride[0])
-    if cls == "conv" and act in ACTS:
-        config = {"hw": hw, "cin": info.cin, "cout": info.cout, "kernel": kernel, "stride": stride, "act": act}
-        return "conv", dict(config, groups=info.groups) if info.groups > 1 else config
-    if cls == "dwconv" and act in ACTS:
-        return "dwconv", {"hw": hw, "cin": info.cin, "kernel": kernel, "stride": stride, "act": act}
-    if cls == "fc":
-        return "fc", {"cin": info.cin, "cout": info.cout, "act": "relu" if act == "relu" else "none"}
-    if cls in ("maxpool", "avgpool"):
-        return cls, {"hw": hw, "cin": info.cin, "kernel": kernel, "stride": stride,
-                     "pad": kernel // 2 if kernel % 2 else 0}
-    if cls == "add":
-        return "add", {"hw": hw, "cin": info.cin, "act": "relu" if act == "relu" else "none"}
-    if cls == "global_avgpool":
-        return "global_avgpool", {"hw": hw, "cin": info.cin}
-    if cls in ACTIVATION_CLASSES:
-        return "act", {"hw": hw, "cin": info.cin, "act": cls}
+    act = config.get("act", "none")
+    if kind == "conv" and act in ACTS:
+        single = {key: config[key] for key in ("hw", "cin", "cout", "kernel", "stride", "act")}
+        return "conv", dict(single, groups=config["groups"]) if config["groups"] > 1 else single
+    if kind == "dwconv" and act in ACTS:
+        return "dwconv", {key: config[key] for key in ("hw", "cin", "kernel", "stride", "act")}
+    if kind == "fc":
+        return "fc", {"cin": config["cin"], "cout": config["cout"], "act": "relu" if act == "relu" else "none"}
+    if kind in ("maxpool", "avgpool"):
+        size = int(config["kernel"])
+        return kind, {"hw": config["hw"], "cin": config["cin"], "kernel": size, "stride": config["stride"],
+                      "pad": size // 2 if size % 2 else 0}
+    if kind == "add":
+        return "add", {"hw": config["hw"], "cin": config["cin"], "act": "relu" if act == "relu" else "none"}
+    if kind == "global_avgpool":
+        return "global_avgpool", {"hw": config["hw"], "cin": config["cin"]}
+    if kind in ACTIVATION_CLASSES:
+        return "act", {"hw": config["hw"], "cin": config["cin"], "act": kind}
     return None
 
 
 def model_kernel_configs(model) -> List[Tuple[str, Dict[str, object]]]:
-    """(kernel type, config) of every node of the model that kernels.single can build, activations fused into the
-    conv, dwconv, fc or add before them."""
-    from kernels.analysis import analyze
-
-    infos = analyze(model)
-    readers: Dict[str, int] = collections.Counter(name for info in infos for name in info.inputs)
-    consumer = {name: info for info in infos for name in info.inputs}
-    fused, found = set(), []
-    for info in infos:
-        if info.name in fused:
-            continue
-        cls = op_class(info.op_type, info.groups, info.cin, info.cout)
-        act, act_node = _act_of(info, readers, consumer) if cls in _ABSORBING else ("none", None)
-        fused.add(act_node)
-        kernel = single_config(cls, info, act)
-        if kernel is not None and acceptable(*kernel):
-            found.append(kernel)
-    return found
+    """(kernel type, config) of every kernel of the model under the common activation fusions that kernels.single
+    can build."""
+    found = [single_config(kernel) for kernel in partition(model, _COMMON_FUSIONS)]
+    return [k for k in found if k is not None and acceptable(*k)]
 
 
 def space_kernel_configs(space_name: str, models: int, seed: int) -> Dict[str, List[Dict[str, object]]]:

@@ -2,7 +2,7 @@
 per-model overhead. Built from the dataset's kernel records and the device's fusion rule table; one device only.
 
 The trainer hands predictors graph encodings, not ONNX models, so the kernels are partitioned from the encoding:
-its nodes carry the same kernels.analysis facts lut.partition reads (op type over LUT_VOCABULARY, kernel, stride,
+its nodes carry the same kernels.analysis facts edge_agent.fusion.partition reads (op type over LUT_VOCABULARY, kernel, stride,
 groups, channels, input size, FLOPs, bytes) and its edges the producer -> consumer tensors. What the encoding lacks
 (a multi-output node's per-output readers, graph outputs that are also read, op types outside the vocabulary) can
 only change which kernel a node joins or send a kernel to the FLOPs/bytes fallback.
@@ -155,7 +155,7 @@ def decode_nodes(encoding: GraphEncoding, vocabulary: Sequence[str]):
 
 
 def partition_encoding(encoding: GraphEncoding, absorbed, vocabulary: Sequence[str]):
-    """lut.partition.partition over an encoding's nodes."""
-    from lut.partition import partition_infos
+    """edge_agent.fusion.partition.partition over an encoding's nodes."""
+    from edge_agent.fusion.partition import partition_infos
 
     return partition_infos(decode_nodes(encoding, vocabulary), set(), absorbed)
