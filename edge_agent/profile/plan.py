@@ -4,7 +4,7 @@ import glob
 import json
 import os
 from dataclasses import dataclass
-from typing import List
+from typing import Dict, List
 
 from edge_agent.bundle.schema import KIND_MODEL, KIND_REFERENCE, KIND_SUBNET, ModelRef
 from edge_agent.bundle.store import Bundle
@@ -29,15 +29,14 @@ def specs_plan(bundle: Bundle, space_name: str, specs_path: str) -> Plan:
     """The subnets a JSON list of specs names (`trainer calibration-set` writes one), kept in the bundle as sampled
     subnets are: by spec. Repeats and the reference (measured anyway) are dropped."""
     space = _space(space_name)
-    specs = []
+    specs: Dict[str, object] = {}  # spec id -> spec, in the order listed
     for index, data in enumerate(_read_spec_list(specs_path)):
         if data.get("space") != space.name:
             raise InputError("{}: spec {} is of space {!r}, not {!r}; give --space {}".format(
                 specs_path, index, data.get("space"), space.name, data.get("space")))
         spec = space.spec_from_dict(data)
-        if spec.id not in {s.id for s in specs}:
-            specs.append(spec)
-    return _subnets_plan(bundle, space, specs)
+        specs.setdefault(spec.id, spec)
+    return _subnets_plan(bundle, space, list(specs.values()))
 
 
 def _read_spec_list(path: str) -> List[dict]:
