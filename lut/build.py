@@ -4,14 +4,13 @@ Each kernel's latency is its interleaved ratio to the reference kernel times the
 all of the bundle's records: the drift over a long profiling session cancels out of the table.
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from edge_agent.bundle.schema import KIND_KERNEL, MeasurementRecord
 from edge_agent.errors import InputError
 from edge_agent.stats import interleaved_ratio, summarize
-from edge_agent.fusion.partition import Pairs
 from lut.table import KernelLUT, KernelSample, fit_lut
 
 SETTING_KEYS = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision")
@@ -38,18 +37,19 @@ def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSam
     return samples, float(np.median(overhead)) if overhead else 0.0
 
 
-def absorbed_for(bundle_dirs: Sequence[str], settings: Dict[str, object]) -> Optional[Pairs]:
-    """The fused pairs of the first rule table measured under these settings, or None when no bundle has one."""
+def rule_table_for(bundle_dirs: Sequence[str], settings: Dict[str, object]):
+    """The first fusion rule table (edge_agent.fusion.rules.RuleTable) measured under these settings, or None."""
     from edge_agent.fusion.rules import load_tables
 
     for bundle_dir in bundle_dirs:
         for table in load_tables(bundle_dir):
             if all(getattr(table.settings, key) == settings.get(key) for key in SETTING_KEYS):
-                return table.absorbed()
+                return table
     return None
 
 
-def lut_from_bundles(bundle_dirs: Sequence[str], absorbed: Optional[Pairs] = None) -> KernelLUT:
+def lut_from_bundles(bundle_dirs: Sequence[str]) -> KernelLUT:
+    """The fusion rules and layout rules come from the bundles' rule table of the kernels' settings."""
     from edge_agent.bundle.store import read_records
 
     records = [r for d in bundle_dirs for r in read_records(d).records]
@@ -59,10 +59,9 @@ def lut_from_bundles(bundle_dirs: Sequence[str], absorbed: Optional[Pairs] = Non
     settings = {key: getattr(kernels[0].settings, key) for key in SETTING_KEYS}
     if any({key: getattr(r.settings, key) for key in SETTING_KEYS} != settings for r in kernels):
         raise InputError("the kernel records were measured under different settings; build one LUT per device")
-    if absorbed is None:
-        absorbed = absorbed_for(bundle_dirs, settings)
-    if absorbed is None:
+    rules = rule_table_for(bundle_dirs, settings)
+    if rules is None:
         raise InputError("no fusion rule table for {} in the bundles (run `edge-agent detect-fusion --out ...`)".format(
             " ".join("{}={}".format(k, v) for k, v in settings.items() if v is not None)))
     samples, overhead_ns = kernel_samples(kernels)
-    return fit_lut(samples, absorbed, settings, overhead_ns)
+    return fit_lut(samples, rules.absorbed(), settings, overhead_ns, rules.layout)

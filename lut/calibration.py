@@ -1,12 +1,15 @@
 """From a sum of standalone kernel latencies to a whole model's latency, fitted to whole-model measurements.
 
-    model_ns = kernel_scale * sum(kernels) + per_kernel_ns * kernels + model_overhead_ns
+    model_ns = kernel_scale * (sum(kernels) + layout) + per_kernel_ns * kernels + model_overhead_ns
 
-Kernels back to back inside a model cost more (or less) than alone — layout conversions between them, dispatch,
-weights that no longer stay in cache — and the terms take what is common to the device's models. Measured and left
-out: a term for weights beyond a cache-sized threshold (a 3x3 512-channel conv on a 3x3 map took 0.49 ms alone and
-about 0.97 ms inside ResNet-18 on onnxruntime here); fitted on calibration models it chose a threshold by
-leave-one-out error well enough, and then made the unseen architectures worse on both runtimes (README, kernel LUT).
+Kernels back to back inside a model cost more (or less) than alone. Layout conversions are counted and costed from
+the device's own measurements, not fitted here: `layout` is what the model's conversions cost minus what its kernels
+paid for theirs when each was measured alone (edge_agent.fusion.layout; usually negative). Dispatch, weights that no
+longer stay in cache and the like are left to the terms, which take what is common to the device's models.
+Measured and left out: a term for weights beyond a cache-sized threshold (a 3x3 512-channel conv on a 3x3 map took
+0.49 ms alone and about 0.97 ms inside ResNet-18 on onnxruntime here); fitted on calibration models it chose a
+threshold by leave-one-out error well enough, and then made the unseen architectures worse on both runtimes (README,
+kernel LUT).
 """
 
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ class ModelSum:
 
     kernel_ns: float
     kernels: int
+    layout_ns: float = 0.0  # the model's layout conversions minus those of its kernels alone (fusion.layout)
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,8 @@ class Calibration:
     model_overhead_ns: float = 0.0
 
     def apply(self, model: ModelSum) -> float:
-        return max(self.kernel_scale * model.kernel_ns + self.per_kernel_ns * model.kernels + self.model_overhead_ns,
-                   0.0)
+        return max(self.kernel_scale * (model.kernel_ns + model.layout_ns) + self.per_kernel_ns * model.kernels
+                   + self.model_overhead_ns, 0.0)
 
 
 def fit_calibration(models: Sequence[ModelSum], measured_ns: Sequence[float], default_overhead_ns: float = 0.0
@@ -43,7 +47,7 @@ def fit_calibration(models: Sequence[ModelSum], measured_ns: Sequence[float], de
     from scipy.optimize import nnls
 
     measured = np.asarray(measured_ns, dtype=np.float64)
-    sums = np.asarray([m.kernel_ns for m in models], dtype=np.float64)
+    sums = np.asarray([m.kernel_ns + m.layout_ns for m in models], dtype=np.float64)
     if len(measured) < MIN_MODELS_FULL:
         return Calibration(model_overhead_ns=float(np.median(measured - sums)) if len(measured)
                            else default_overhead_ns)

@@ -1,11 +1,13 @@
-"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 4:
+"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 5:
 
-  format, format_version      "edge-latency-lut", 4
+  format, format_version      "edge-latency-lut", 5
   settings                    the RunSettings the kernels were measured under (runtime, version, threads, level)
   absorbed                    [[head class, class], ...]: the fusion rules used to partition models into kernels
   call_overhead_ns            cost of one empty model call, taken off every kernel measurement
-  calibration                 {kernel_scale, per_kernel_ns, model_overhead_ns}:
-                              model = scale * sum(kernels) + per_kernel * kernels + overhead (lut.calibration)
+  layout                      null, or the device's blocked-layout rules and measured conversion costs
+                              (edge_agent.fusion.layout.LayoutRules)
+  calibration                 {kernel_scale, per_kernel_ns, model_overhead_ns}: model = scale * (sum(kernels)
+                              + layout conversions) + per_kernel * kernels + overhead (lut.calibration)
   exact                       {kernel key: latency_ns}; a key is canonical JSON {"kind": ..., "config": {...}}
   kinds                       {kind: {"feature_names": [...], "arrays": {name: {"shape": [...], "data": [...]}}}}
                               (edge_agent.kernelprof.regressor: roofline [a, b, c], the forest's node table
@@ -21,18 +23,22 @@ from typing import Any, Dict
 import numpy as np
 
 from edge_agent.errors import InputError
+from edge_agent.fusion.layout import LayoutRules
 from lut.calibration import Calibration
 from lut.table import KernelLUT, KindModel
 
 LUT_FORMAT = "edge-latency-lut"
-LUT_FORMAT_VERSION = 4  # 4: calibration as one object; 3: scale and per-kernel terms; 2: tree forest; 1: ridge
+# 5: layout rules; 4: calibration as one object; 3: scale and per-kernel terms; 2: tree forest; 1: ridge
+LUT_FORMAT_VERSION = 5
 
 
 def lut_to_dict(table: KernelLUT) -> Dict[str, Any]:
     return {
         "format": LUT_FORMAT, "format_version": LUT_FORMAT_VERSION, "settings": table.settings,
         "absorbed": sorted([list(pair) for pair in table.absorbed]), "call_overhead_ns": table.call_overhead_ns,
-        "calibration": dataclasses.asdict(table.calibration), "exact": table.exact, "skipped": table.skipped,
+        "calibration": dataclasses.asdict(table.calibration),
+        "layout": None if table.layout is None else table.layout.model_dump(), "exact": table.exact,
+        "skipped": table.skipped,
         "kinds": {kind: {"feature_names": model.feature_names,
                          "arrays": {name: _array_out(a) for name, a in model.arrays.items()}}
                   for kind, model in table.kinds.items()},
@@ -55,7 +61,8 @@ def lut_from_dict(data: Dict[str, Any], origin: str = "LUT") -> KernelLUT:
             call_overhead_ns=float(data["call_overhead_ns"]), exact={k: float(v) for k, v in data["exact"].items()},
             kinds=kinds, fallback_coef=np.asarray(data["fallback_coef"], dtype=np.float64),
             calibration=Calibration(**{k: float(v) for k, v in data["calibration"].items()}),
-            skipped=int(data.get("skipped", 0)))
+            skipped=int(data.get("skipped", 0)),
+            layout=None if data.get("layout") is None else LayoutRules.model_validate(data["layout"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError("{} is a corrupt LUT: {}".format(origin, exc)) from None
 

@@ -2,14 +2,15 @@
 and a FLOPs/bytes fallback for kinds never measured (each prediction says which of the three it came from)."""
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import onnx
 
 from edge_agent.kernelprof import regressor
 from lut.calibration import Calibration, ModelSum, fit_calibration
-from edge_agent.fusion.partition import Kernel, Pairs, partition
+from edge_agent.fusion.layout import LayoutRules, net_conversions
+from edge_agent.fusion.partition import Kernel, Pairs, partition, partition_infos
 
 EXACT, REGRESSOR, FALLBACK = "exact", "regressor", "fallback"
 MIN_POINTS_FOR_REGRESSOR = 3
@@ -48,6 +49,7 @@ class KernelLUT:
     fallback_coef: np.ndarray = field(default_factory=lambda: np.zeros(3))  # ns = a + b*MFLOPs + c*KB moved
     calibration: Calibration = field(default_factory=Calibration)  # kernel sum -> whole model (lut.calibration)
     skipped: int = 0  # samples that were not one kernel under these rules
+    layout: Optional[LayoutRules] = None  # the device's blocked-layout rules; None: conversions are not counted
 
     def predict_kernel(self, kernel: Kernel) -> KernelPrediction:
         key = kernel.key()
@@ -66,25 +68,41 @@ class KernelLUT:
 
     def predict_model(self, model: onnx.ModelProto) -> Tuple[float, List[KernelPrediction]]:
         """Predicted latency in ns (calibrated sum of kernels) and the per-kernel breakdown."""
-        kernels = self.predict_kernels(partition(model, self.absorbed))
-        return self.calibration.apply(model_sum(kernels)), kernels
+        total, kernels = self.model_sum(model)
+        return self.calibration.apply(total), kernels
+
+    def model_sum(self, model: onnx.ModelProto) -> Tuple[ModelSum, List[KernelPrediction]]:
+        from kernels.analysis import analyze
+
+        infos = analyze(model)
+        initializers = {t.name for t in model.graph.initializer}
+        inputs = {i.name for i in model.graph.input} - initializers
+        outputs = {o.name for o in model.graph.output}
+        return self.sum_infos(infos, inputs, outputs)
+
+    def sum_infos(self, infos: Sequence, graph_inputs: Set[str], graph_outputs: Set[str]
+                  ) -> Tuple[ModelSum, List[KernelPrediction]]:
+        """The kernel sum of nodes (kernels.analysis.NodeInfo, topological order) and the per-kernel breakdown."""
+        kernels = self.predict_kernels(partition_infos(infos, graph_outputs, self.absorbed))
+        layout_ns = 0.0
+        if self.layout is not None:
+            layout_ns = self.layout.cost_ns(net_conversions(infos, [p.kernel.nodes for p in kernels], graph_inputs,
+                                                            graph_outputs, self.layout))
+        total = ModelSum(kernel_ns=sum(p.latency_ns for p in kernels), kernels=len(kernels), layout_ns=layout_ns)
+        return total, kernels
 
     def fit_overhead(self, models: Sequence[onnx.ModelProto], measured_ns: Sequence[float]) -> None:
-        self.calibrate([model_sum(self.predict_kernels(partition(m, self.absorbed))) for m in models], measured_ns)
+        self.calibrate([self.model_sum(m)[0] for m in models], measured_ns)
 
     def calibrate(self, models: Sequence[ModelSum], measured_ns: Sequence[float]) -> None:
         self.calibration = fit_calibration(models, measured_ns, self.call_overhead_ns)
 
 
-def model_sum(kernels: Sequence[KernelPrediction]) -> ModelSum:
-    return ModelSum(kernel_ns=sum(p.latency_ns for p in kernels), kernels=len(kernels))
-
-
 def fit_lut(samples: Sequence[KernelSample], absorbed: Pairs, settings: Dict[str, object],
-            call_overhead_ns: float = 0.0) -> KernelLUT:
+            call_overhead_ns: float = 0.0, layout: Optional[LayoutRules] = None) -> KernelLUT:
     """Samples of the same config are pooled by median; kernel latencies have the call overhead taken off."""
     table = KernelLUT(settings=dict(settings), absorbed=frozenset(absorbed), call_overhead_ns=call_overhead_ns,
-                      calibration=Calibration(model_overhead_ns=call_overhead_ns))
+                      calibration=Calibration(model_overhead_ns=call_overhead_ns), layout=layout)
     kernels, latencies = _kernels_of(samples, absorbed, call_overhead_ns, table)
     by_key: Dict[str, List[int]] = {}
     for index, kernel in enumerate(kernels):

@@ -37,6 +37,11 @@ def test_conv_bn_relu(runtime, level, fused):
     # a conv whose output is also needed elsewhere cannot absorb its relu
     assert multi.evidence_fused is False and multi.fused is False
     assert (("conv", "relu") in table.absorbed()) is fused
+    # layouts: blocked convs on onnxruntime ALL (NCHWc) and MNN (NC4HW4), each with its conversions timed
+    blocks = runtime == "mnn" or level == "all"
+    assert table.layout.is_blocked("conv", 32) is blocks
+    assert [c.channels for c in table.layout.costs] == ([16, 16, 32, 32, 64] if blocks else [])
+    assert all(c.chain_median_ns > 0 and 0 < c.single_ratio < 1.5 for c in table.layout.costs)
 
 
 def test_basic_level_folds_bn_only():
@@ -77,6 +82,7 @@ def test_cli_json_and_bundle(tmp_path):
     assert printed["rules"][0]["fused"] is True and printed["settings"]["ort_graph_optimization_level"] == "extended"
     tables = load_tables(str(bundle))
     assert len(tables) == 1 and tables[0].rules[0].evidence_kernels == ["FusedConv"]
+    assert tables[0].layout.model_dump() == printed["layout"] and printed["layout"]["source"] == "ort-optimized-graph"
 
 
 def test_cli_unknown_case_is_one_line_error():

@@ -66,7 +66,33 @@ def _print_table(table) -> None:
                      "" if rule.whole_median_ns is None else "{:.3f}".format(rule.whole_median_ns / 1e6),
                      ",".join(rule.evidence_kernels),
                      "disagree" if rule.disagreement else (rule.error or ""))
-    Console().print(view)
+    console = Console()
+    console.print(view)
+    if table.layout is not None:
+        console.print(_layout_summary(table.layout))
+
+
+def _layout_summary(layout) -> str:
+    """Which channel counts run blocked (up to the probed range) and what a conversion costs."""
+    blocked = ["{} {}".format(kind, _ranges(channels)) for kind, channels in layout.blocked.items() if channels]
+    line = "blocked layout ({}): {}".format(layout.source, "; ".join(blocked) or "none")
+    if layout.costs:
+        per_conversion_ns, per_element_ns = layout.cost_coefficients()
+        line += "\nlayout conversion: {:.2f} us + {:.3f} ns per element ({} timings)".format(
+            per_conversion_ns / 1e3, per_element_ns, len(layout.costs))
+    return line
+
+
+def _ranges(values) -> str:
+    """1,2,3,4,8,12 -> 1-4,8,12"""
+    parts, start = [], None
+    for index, value in enumerate(values):
+        if start is None:
+            start = value
+        if index + 1 == len(values) or values[index + 1] != value + 1:
+            parts.append(str(start) if start == value else "{}-{}".format(start, value))
+            start = None
+    return ",".join(parts)
 
 
 def _yes(value) -> str:

@@ -10,7 +10,7 @@ import datetime
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 import onnx
 
@@ -38,6 +38,15 @@ def timing_test(part_ratios: List[float], overhead_ratio: float, alpha: float = 
     savings = sum(parts) - whole
     minor = max(sum(parts) - max(parts), _FLOOR)
     return TimingVerdict(fused=savings > alpha * minor, savings_ratio=savings / minor)
+
+
+@dataclass(frozen=True)
+class PartTiming:
+    part_ratios: List[float]  # each part's time as a ratio to the whole's, interleaved
+    overhead_ratio: float  # the empty call's
+    parts_median_ns: List[float]
+    overhead_median_ns: float
+    whole_median_ns: float
 
 
 @dataclass
@@ -86,18 +95,26 @@ class Detector:
 
     def _timing(self, whole_path: str, part_paths: List[str], overhead_path: str,
                 rule: FusionRule) -> Optional[TimingVerdict]:
+        timing = self.time_parts(whole_path, part_paths, overhead_path)
+        if isinstance(timing, str):
+            rule.error = "timing: {}".format(timing)
+            return None
+        rule.parts_median_ns, rule.overhead_median_ns = timing.parts_median_ns, timing.overhead_median_ns
+        rule.whole_median_ns = timing.whole_median_ns
+        return timing_test(timing.part_ratios, timing.overhead_ratio, self.alpha)
+
+    def time_parts(self, whole_path: str, part_paths: List[str], overhead_path: str) -> Union["PartTiming", str]:
+        """Each part and the empty call interleaved with the whole; the first error instead, as text."""
         results = []
         for path in part_paths + [overhead_path]:
             result = self.run_job(self._job(path, whole_path))
             if result.error is not None:
-                rule.error = "timing: {}".format(result.error)
-                return None
+                return str(result.error)
             results.append(result)
         ratios = [interleaved_ratio(r.samples_ns, r.reference_samples_ns) for r in results]
         medians = [summarize(r.samples_ns).median_ns for r in results]
-        rule.parts_median_ns, rule.overhead_median_ns = medians[:-1], medians[-1]
-        rule.whole_median_ns = float(summarize([w for r in results for w in r.reference_samples_ns]).median_ns)
-        return timing_test(ratios[:-1], ratios[-1], self.alpha)
+        whole = float(summarize([w for r in results for w in r.reference_samples_ns]).median_ns)
+        return PartTiming(ratios[:-1], ratios[-1], medians[:-1], medians[-1], whole)
 
     def _job(self, item_path: str, whole_path: str) -> Job:
         return Job(model=_to_run(item_path), reference=_to_run(whole_path), settings=self.settings,
@@ -113,6 +130,8 @@ def _to_run(path: str) -> ModelToRun:
 def detect_fusion(settings: RunSettings, protocol: ProtocolConfig, cases: List[FusionCase],
                   fingerprint: Optional[dict] = None, alpha: float = DEFAULT_ALPHA, cpus: Optional[Tuple[int, ...]] = None,
                   progress: Optional[Callable[[FusionRule, int, int], None]] = None) -> RuleTable:
+    from edge_agent.fusion.layout_cost import measure_conversion_costs
+    from edge_agent.fusion.layout_probe import probe_layout
     from edge_agent.measure.worker import Worker
 
     rules = []
@@ -123,5 +142,8 @@ def detect_fusion(settings: RunSettings, protocol: ProtocolConfig, cases: List[F
             rules.append(detector.detect(case, overhead_path))
             if progress is not None:
                 progress(rules[-1], index + 1, len(cases))
+        layout = probe_layout(settings)
+        if layout is not None:
+            layout.costs = measure_conversion_costs(detector, overhead_path, layout)
     return RuleTable(settings=settings, fingerprint=fingerprint or {}, alpha=alpha, rules=rules,
-                     created_utc=datetime.datetime.now(datetime.timezone.utc).isoformat())
+                     layout=layout, created_utc=datetime.datetime.now(datetime.timezone.utc).isoformat())

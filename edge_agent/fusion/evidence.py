@@ -10,7 +10,7 @@ import os
 import tempfile
 from typing import Dict, List
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from edge_agent.bundle.schema import RunSettings
 from edge_agent.errors import InputError
@@ -23,6 +23,7 @@ class Evidence(BaseModel):
     source: str  # "ort-profile" | "mnn-oplist"
     kernels: List[str]  # compute kernels the runtime runs for the whole graph, in order
     detail: List[str]  # everything it runs or lists (layout conversions included), for the reader
+    ops: List[str] = Field(default_factory=list)  # what it runs or lists, in order, layout conversions included
 
     @property
     def kernel_count(self) -> int:
@@ -57,7 +58,8 @@ def ort_evidence(onnx_path: str, threads: int, opt_level: str) -> Evidence:
     executed = [e["args"].get("op_name", "?") for e in events
                 if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time")]
     return Evidence(source="ort-profile", kernels=[op for op in executed if op not in _ORT_LAYOUT],
-                    detail=["executed: " + " ".join(executed), "optimized graph: " + " ".join(graph_ops)])
+                    detail=["executed: " + " ".join(executed), "optimized graph: " + " ".join(graph_ops)],
+                    ops=executed)
 
 
 def mnn_evidence(onnx_path: str) -> Evidence:
@@ -72,7 +74,7 @@ def mnn_evidence(onnx_path: str) -> Evidence:
             oplist = json.load(handle).get("oplists", [])
     listed = [_mnn_op_label(op) for op in oplist]
     kernels = [label for label, op in zip(listed, oplist) if op.get("type") not in _MNN_NOT_KERNELS]
-    return Evidence(source="mnn-oplist", kernels=kernels, detail=["ops: " + " ".join(listed)])
+    return Evidence(source="mnn-oplist", kernels=kernels, detail=["ops: " + " ".join(listed)], ops=listed)
 
 
 def _mnn_op_label(op: Dict) -> str:

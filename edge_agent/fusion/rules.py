@@ -1,7 +1,8 @@
 """Fusion rule tables: versioned, stored in the bundle as rules/fusion-<runtime>-<version>-t<threads>-<level>.json.
 
 A table belongs to one device + runtime + version + threads + optimization level (RunSettings). `fused` is the
-runtime's evidence where there is some, the timing test otherwise; `disagreement` says when the two differ.
+runtime's evidence where there is some, the timing test otherwise; `disagreement` says when the two differ. Since
+version 2 it also holds the device's layout rules and conversion timings (edge_agent.fusion.layout).
 """
 
 import os
@@ -11,10 +12,11 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 from pydantic import BaseModel, Field
 
 from edge_agent.bundle.schema import RunSettings
+from edge_agent.fusion.layout import LayoutRules
 
 RULES_DIR = "rules"
-RULES_SCHEMA_VERSION = 1
-SUPPORTED_RULES_VERSIONS = (1,)
+RULES_SCHEMA_VERSION = 2  # 2: layout rules
+SUPPORTED_RULES_VERSIONS = (1, 2)
 RULES_FORMAT = "edge-agent-fusion-rules"
 
 
@@ -43,6 +45,7 @@ class RuleTable(BaseModel):
     alpha: float
     created_utc: str
     rules: List[FusionRule]
+    layout: Optional[LayoutRules] = None  # which kernels run on a blocked layout (fusion.layout); None: not probed
 
     def absorbed(self) -> FrozenSet[Tuple[str, str]]:
         """(head class, class) pairs where the head's kernel takes the other op in: a fused chain h+x+y gives

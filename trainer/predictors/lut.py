@@ -50,7 +50,7 @@ class LutPredictor(Predictor):
         samples, call_overhead_ns = _kernel_samples(rows, device)
         rules = _rule_table(dataset, device, rows)
         settings = {key: getattr(rules.settings, key) for key in SETTING_KEYS}
-        self.table = fit_lut(samples, rules.absorbed(), settings, call_overhead_ns)
+        self.table = fit_lut(samples, rules.absorbed(), settings, call_overhead_ns, rules.layout)
         has_models = any(r["valid"] and r["item_kind"] in MODEL_KINDS for r in rows)
         self.reference_ms = reference_latency_ms(rows, device) if has_models else None
 
@@ -58,11 +58,9 @@ class LutPredictor(Predictor):
         """The calibration of kernel sums to whole models (lut.table.KernelLUT.calibrate) on the training models."""
         if self.table is None:
             raise InputError("the lut predictor is built from a dataset's kernel records (trainer fit --kind lut)")
-        from lut.table import model_sum
-
         if len(train):
             measured_ns = np.asarray(train_y, dtype=np.float64) * self.reference_ms * 1e6
-            self.table.calibrate([model_sum(self.predict_kernels(e)) for e in train], measured_ns)
+            self.table.calibrate([self.model_sum(e)[0] for e in train], measured_ns)
         history = FitHistory(epochs=1, best_epoch=1)
         if len(val):
             measured_ms = np.asarray(val_y, dtype=np.float64) * self.reference_ms
@@ -73,14 +71,15 @@ class LutPredictor(Predictor):
 
     def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         """Milliseconds."""
-        from lut.table import model_sum
+        return np.asarray([self.table.calibration.apply(self.model_sum(e)[0]) / 1e6 for e in encodings])
 
-        return np.asarray([self.table.calibration.apply(model_sum(self.predict_kernels(e))) / 1e6
-                           for e in encodings])
+    def model_sum(self, encoding: GraphEncoding):
+        """(lut.calibration.ModelSum, per kernel lut.table.KernelPrediction) of an encoded model."""
+        return self.table.sum_infos(decode_nodes(encoding, self.vocabulary), set(), set())
 
     def predict_kernels(self, encoding: GraphEncoding):
         """Per kernel: lut.table.KernelPrediction (kernel, latency_ns, source exact|regressor|fallback)."""
-        return self.table.predict_kernels(partition_encoding(encoding, self.table.absorbed, self.vocabulary))
+        return self.model_sum(encoding)[1]
 
     def tensors(self) -> Dict[str, np.ndarray]:
         from lut.format import lut_to_dict
@@ -134,7 +133,7 @@ def _rule_table(dataset, device: str, rows: List[Dict[str, object]]):
 
 def decode_nodes(encoding: GraphEncoding, vocabulary: Sequence[str]):
     """The encoding's nodes (the global node left out) as kernels.analysis.NodeInfo, with the facts it keeps; node i's
-    output tensor is named "t<i>" and shapes are left empty."""
+    output tensor is named "t<i>", with the shape _output_shape rebuilds (the encoding keeps no padding)."""
     from kernels.analysis import NodeInfo
 
     n = encoding.x.shape[0] - 1
@@ -146,12 +145,26 @@ def decode_nodes(encoding: GraphEncoding, vocabulary: Sequence[str]):
     for src, dst in encoding.edge_index.T.tolist():
         if src < n and dst < n:
             inputs[dst].append("t{}".format(src))
-    return [NodeInfo(name="n{}".format(i), op_type=op_types[int(np.argmax(encoding.x[i, :len(op_types)]))],
-                     domain="", inputs=tuple(inputs[i]), outputs=("t{}".format(i),),
-                     kernel_hw=(f["kernel_h"], f["kernel_w"]), stride=(f["stride_h"], f["stride_w"]),
-                     groups=f["groups"] + 1, cin=f["cin"], cout=f["cout"], in_hw=(f["in_h"], f["in_w"]), out_hw=(0, 0),
-                     in_shapes=(), out_shapes=(), flops=f["flops"], params=f["params"], bytes_moved=f["bytes_moved"])
+    types = [op_types[int(np.argmax(encoding.x[i, :len(op_types)]))] for i in range(n)]
+    shapes = [_output_shape(op_type, f) for op_type, f in zip(types, facts)]
+    return [NodeInfo(name="n{}".format(i), op_type=types[i], domain="", inputs=tuple(inputs[i]),
+                     outputs=("t{}".format(i),), kernel_hw=(f["kernel_h"], f["kernel_w"]),
+                     stride=(f["stride_h"], f["stride_w"]), groups=f["groups"] + 1, cin=f["cin"], cout=f["cout"],
+                     in_hw=(f["in_h"], f["in_w"]), out_hw=(0, 0),
+                     in_shapes=tuple(shapes[int(t[1:])] for t in inputs[i]), out_shapes=(shapes[i],), flops=f["flops"], params=f["params"], bytes_moved=f["bytes_moved"])
             for i, f in enumerate(facts)]
+
+
+def _output_shape(op_type: str, facts: Dict[str, int]) -> Tuple[int, ...]:
+    """A node's output shape from its encoded facts, with "same" padding assumed for windows."""
+    if op_type in ("GlobalAveragePool", "GlobalMaxPool"):
+        return 1, facts["cout"], 1, 1
+    if op_type in ("Gemm", "MatMul", "Flatten", "Reshape"):
+        return 1, facts["cout"]
+    strides = (max(facts["stride_h"], 1), max(facts["stride_w"], 1))
+    if op_type not in ("Conv", "MaxPool", "AveragePool"):
+        strides = (1, 1)
+    return 1, facts["cout"], -(-facts["in_h"] // strides[0]), -(-facts["in_w"] // strides[1])
 
 
 def partition_encoding(encoding: GraphEncoding, absorbed, vocabulary: Sequence[str]):
