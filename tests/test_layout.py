@@ -24,20 +24,41 @@ def ort_rules():
     return probe_layout(_settings("ort", "all"))
 
 
+@pytest.fixture(scope="module")
+def mnn_rules():
+    return probe_layout(_settings("mnn"))
+
+
 def test_onnxruntime_blocks_aligned_convs_at_level_all_only(ort_rules):
     assert ort_rules.is_blocked("conv", 16) and ort_rules.is_blocked("conv", 64)
     assert ort_rules.is_blocked("conv", 1024)  # past the probed range, by the probed period
     assert not ort_rules.reads_plain("conv", 32)
     assert ort_rules.period["maxpool"] > 1 and not ort_rules.is_blocked("maxpool", 17)
+    assert ort_rules.keeps == {"broadcast_mul": False, "reshape": False, "fc": False}
     extended = probe_layout(_settings("ort", "extended"))
     assert not any(extended.blocked.values())
 
 
-def test_mnn_blocks_every_conv_and_converts_its_input():
-    rules = probe_layout(_settings("mnn"))
+def test_mnn_blocks_every_conv_and_converts_its_input(mnn_rules):
+    rules = mnn_rules
     assert rules.blocked["conv"] == list(range(1, PROBE_CHANNELS + 1))
     assert rules.blocked["dwconv"] == list(range(1, PROBE_CHANNELS + 1))
     assert not rules.plain_input["conv"]
+    # MNN's op list keeps squeeze-excite's scaling and ShuffleNet's reshapes on NC4HW4; onnxruntime converts for them
+    assert rules.keeps["broadcast_mul"] and rules.keeps["reshape"]
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "shufflenet_v2"])
+def test_counted_conversions_match_mnn(mnn_rules, name, tmp_path):
+    from kernels import zoo
+
+    from edge_agent.fusion.evidence import mnn_evidence
+
+    model = zoo.build(name, hw=32)
+    path = str(tmp_path / "m.onnx")
+    onnx.save(model, path)
+    counted = conversions(analyze(model), {"input"}, {o.name for o in model.graph.output}, mnn_rules)
+    assert counted.tensors == mnn_evidence(path).ops.count("ConvertTensor")
 
 
 def _onnxruntime_reorders(model, tmp_path):

@@ -18,8 +18,11 @@ from edge_agent.fusion.ops import ACTIVATION_CLASSES, op_class
 
 PROBE_CHANNELS = 48  # channel counts 1..PROBE_CHANNELS are probed; larger ones repeat with the probed period
 LAYOUT_KINDS = ("conv", "group_conv", "dwconv", "maxpool", "avgpool", "global_avgpool")
-# Elementwise ops run on whatever layout their inputs share: they never cause a conversion of their own.
+# Ops whose layout the runtime decides: probed between two blocked convs (layout_probe.follow_model).
+FOLLOW_PROBES = ("broadcast_mul", "reshape", "fc")
+# Elementwise ops on inputs of one shape run on whatever layout their inputs share, on every runtime here.
 _FOLLOWERS = frozenset(("add", "mul", "bn", "concat") + ACTIVATION_CLASSES)
+_PROBED_CLASSES = {"reshape": "reshape", "transpose": "reshape", "fc": "fc"}
 _POOLS = {"MaxPool": "maxpool", "AveragePool": "avgpool", "GlobalAveragePool": "global_avgpool"}
 
 
@@ -46,6 +49,7 @@ class LayoutRules(BaseModel):
     blocked: Dict[str, List[int]]  # layout kind -> probed channel counts that run blocked
     plain_input: Dict[str, List[int]]  # the blocked ones that read a plain input with no conversion
     period: Dict[str, int]  # layout kind -> the probed pattern's period, to extend it past PROBE_CHANNELS
+    keeps: Dict[str, bool] = Field(default_factory=dict)  # FOLLOW_PROBES name -> runs on a blocked input as it is
     costs: List[ConversionCost] = Field(default_factory=list)  # none: conversions are counted but cost nothing
 
     def cost_ns(self, converted: "Conversions") -> float:
@@ -173,15 +177,21 @@ def net_conversions(infos: Sequence, kernel_nodes: Sequence[Sequence[str]], grap
 
 
 def _follows(info, activations: List[str], blocked: Set[str], rules: LayoutRules) -> bool:
-    """An elementwise op stays blocked when all its inputs are; a broadcast one (squeeze-excite's Mul of a map by
-    per-channel weights) runs on the plain layout. A Concat stays blocked when every input's channels fill whole
+    """Whether an op whose inputs are all blocked runs on them as they are. Elementwise ops on one shape do; a
+    broadcast one (squeeze-excite's Mul of a map by per-channel weights), reshapes and Gemms as probed (onnxruntime
+    converts for them, MNN's op list does not). A Concat stays blocked when every input's channels fill whole
     blocks, which is the alignment the runtime's max pool needs (onnxruntime: multiples of its vector width)."""
-    if not activations or op_class(info.op_type) not in _FOLLOWERS or not all(n in blocked for n in activations):
+    cls = op_class(info.op_type)
+    if not activations or not all(n in blocked for n in activations):
+        return False
+    if cls in _PROBED_CLASSES:
+        return rules.keeps.get(_PROBED_CLASSES[cls], False)
+    if cls not in _FOLLOWERS:
         return False
     shapes = [shape for name, shape in zip(info.inputs, info.in_shapes) if name in activations]
     if info.op_type == "Concat":
         return all(len(s) == 4 and rules.is_blocked("maxpool", int(s[1])) for s in shapes)
-    return len(set(shapes)) == 1
+    return len(set(shapes)) == 1 or rules.keeps.get("broadcast_mul", False)
 
 
 def _tensor_sizes(infos: Sequence) -> Dict[str, int]:
