@@ -42,15 +42,18 @@ class Calibration:
 
 def fit_calibration(models: Sequence[ModelSum], measured_ns: Sequence[float], default_overhead_ns: float = 0.0
                     ) -> Calibration:
-    """Non-negative least squares on relative error (a few large models do not decide the fit for the small ones);
-    with fewer than MIN_MODELS_FULL models only the per-model term, as the median gap."""
+    """Non-negative least squares on relative error (a few large models do not decide the fit for the small ones).
+    With fewer than MIN_MODELS_FULL models the per-kernel term is left out, and with one model only the gap is
+    fitted. Every term stays non-negative: a negative per-model term, fitted from a few models whose kernel sums ran
+    high, once put a one-kernel model at a fifth of its time."""
     from scipy.optimize import nnls
 
     measured = np.asarray(measured_ns, dtype=np.float64)
     sums = np.asarray([m.kernel_ns + m.layout_ns for m in models], dtype=np.float64)
-    if len(measured) < MIN_MODELS_FULL:
-        return Calibration(model_overhead_ns=float(np.median(measured - sums)) if len(measured)
+    if len(measured) < 2:
+        return Calibration(model_overhead_ns=max(float(measured[0] - sums[0]), 0.0) if len(measured)
                            else default_overhead_ns)
-    design = np.stack([sums, [m.kernels for m in models], np.ones_like(sums)], axis=1) / measured[:, None]
+    per_kernel_column = [m.kernels for m in models] if len(measured) >= MIN_MODELS_FULL else np.zeros_like(sums)
+    design = np.stack([sums, per_kernel_column, np.ones_like(sums)], axis=1) / measured[:, None]
     scale, per_kernel, overhead = nnls(design, np.ones_like(measured))[0]
     return Calibration(float(scale), float(per_kernel), float(overhead))

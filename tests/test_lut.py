@@ -139,3 +139,16 @@ def test_calibration_recovers_scale_per_kernel_and_per_model_terms():
     assert fitted.per_kernel_ns == pytest.approx(1000.0, rel=1e-6)
     assert fitted.model_overhead_ns == pytest.approx(5000.0, rel=1e-6)
     assert fitted.apply(ModelSum(5e5, 25)) == pytest.approx(1.5 * 5e5 + 25000 + 5000)
+
+
+def test_few_models_fit_a_scale_and_a_non_negative_per_model_term():
+    from lut.calibration import ModelSum, fit_calibration
+
+    # three models whose kernel sums run 25 % high: a one-kernel model must still pay its call
+    models = [ModelSum(4e5, 2), ModelSum(8e5, 3), ModelSum(2e5, 2)]
+    measured = [0.8 * s + 8000.0 for s in (4e5, 8e5, 2e5)]
+    fitted = fit_calibration(models, measured, default_overhead_ns=20000.0)  # a call overhead measured too high
+    assert fitted.kernel_scale == pytest.approx(0.8, rel=1e-6) and fitted.per_kernel_ns == 0.0
+    assert fitted.apply(ModelSum(3400.0, 1)) == pytest.approx(0.8 * 3400 + 8000, rel=1e-6)
+    assert fit_calibration(models[:1], [3e5]).model_overhead_ns == 0.0  # never negative
+    assert fit_calibration([], [], default_overhead_ns=8000.0).apply(ModelSum(3400.0, 1)) == 3400 + 8000
