@@ -136,6 +136,8 @@ def device(args) -> None:
                                 "--out", cb, *common)
         minutes["zoo"] = _cli("profile", "--models", zdir, "--reference", ref, "--out", zb, *common)
     table = lut_from_bundles([kb])
+    if args.without_layout:
+        table.layout = None  # the kernel sum as measured alone, to see what the layout model changes
     subnets = _measured(sb, sb)
     sets = {"cifar-supernet": subnets[1::2],
             "zoo ({} archs, {}x{})".format(len(zoo.NAMES), args.hw, args.hw): _measured(zb, zdir)}
@@ -180,6 +182,7 @@ def main() -> None:
     parser.add_argument("--kernel-space", default="cifar-supernet",
                         help="the space whose layers the kernel profile measures first ('' for none)")
     parser.add_argument("--score-only", action="store_true", help="score the bundles already under --work")
+    parser.add_argument("--without-layout", action="store_true", help="score without the layout conversions")
     args = parser.parse_args()
     synthetic() if args.what == "synthetic" else device(args)
 
