@@ -137,7 +137,7 @@ def _node_info(node: onnx.NodeProto, index: int, shapes: Dict[str, Shape], const
     out_shapes = tuple(shapes.get(name, ()) for name in node.output)
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     params = _params(node, in_shapes, constants)
-    activations = sum(_numel(s) for name, s in zip(node.input, in_shapes) if name and name not in constants)
+    activations = sum(numel(s) for name, s in zip(node.input, in_shapes) if name and name not in constants)
     kernel_hw, stride = _window(node.op_type, attrs, in_shapes)
     groups = int(attrs.get("group", 1)) if node.op_type in ("Conv", "ConvTranspose") else 1
     cin, cout = _channels(node.op_type, attrs, in_shapes, out_shapes)
@@ -147,10 +147,10 @@ def _node_info(node: onnx.NodeProto, index: int, shapes: Dict[str, Shape], const
         cin=cin, cout=cout, in_hw=_hw(in_shapes[0] if in_shapes else ()),
         out_hw=_hw(out_shapes[0] if out_shapes else ()),
         in_shapes=in_shapes, out_shapes=out_shapes, flops=_flops(node.op_type, attrs, in_shapes, out_shapes),
-        params=params, bytes_moved=4 * (activations + sum(_numel(s) for s in out_shapes) + params))
+        params=params, bytes_moved=4 * (activations + sum(numel(s) for s in out_shapes) + params))
 
 
-def _numel(shape: Shape) -> int:
+def numel(shape: Shape) -> int:
     if not shape or any(d < 0 for d in shape):
         return 0
     return int(np.prod(shape, dtype=np.int64))
@@ -164,7 +164,7 @@ def _params(node: onnx.NodeProto, in_shapes: Tuple[Shape, ...], constants: Dict[
     total = 0
     for name, shape in zip(node.input, in_shapes):
         if name in constants and _is_float(constants[name]):
-            size = _numel(shape)
+            size = numel(shape)
             if size > 1 or node.op_type in _WEIGHTED:
                 total += size
     return total
@@ -205,8 +205,8 @@ def _channels(op_type: str, attrs: dict, in_shapes: Tuple[Shape, ...], out_shape
 
 
 def _flops(op_type: str, attrs: dict, in_shapes: Tuple[Shape, ...], out_shapes: Tuple[Shape, ...]) -> int:
-    out = _numel(out_shapes[0]) if out_shapes else 0
-    first = _numel(in_shapes[0]) if in_shapes else 0
+    out = numel(out_shapes[0]) if out_shapes else 0
+    first = numel(in_shapes[0]) if in_shapes else 0
     if op_type in ("Conv", "ConvTranspose"):
         return _conv_flops(op_type, in_shapes, out, first)
     if op_type == "Gemm":

@@ -5,8 +5,9 @@ A kernel measured alone converts its plain input into the blocked layout and its
 of blocked kernels converts only where it meets an op that needs the plain layout (a Flatten, a Gemm, a conv whose
 channel count the runtime does not block). On onnxruntime here, net of the model's own reorders, the conversions
 inside single-kernel measurements came to 5-15 % of a cifar-supernet subnet's kernel sum and 1-23 % of the zoo
-networks' (MobileNetV2 the most). Which kernels run blocked depends on the runtime, its version, the CPU's vector width and the channel count, so it is probed on the device
-(edge_agent.fusion.layout_probe) and stored with the fusion rules, never written down here.
+networks' (MobileNetV2 the most). Which kernels run blocked depends on the runtime, its version, the CPU's vector
+width and the channel count, so it is probed on the device (edge_agent.fusion.layout_probe) and stored with the
+fusion rules, never written down here.
 """
 
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 from pydantic import BaseModel, Field
 
 from edge_agent.fusion.ops import ACTIVATION_CLASSES, op_class
+from edge_agent.fusion.partition import reader_counts
 
 PROBE_CHANNELS = 48  # channel counts 1..PROBE_CHANNELS are probed; larger ones repeat with the probed period
 LAYOUT_KINDS = ("conv", "group_conv", "dwconv", "maxpool", "avgpool", "global_avgpool")
@@ -158,18 +160,12 @@ def net_conversions(infos: Sequence, kernel_nodes: Sequence[Sequence[str]], grap
     kernel latencies gets wrong about layouts (negative when the kernels alone converted more)."""
     by_name = {info.name: info for info in infos}
     activations = set(graph_inputs).union(*(info.outputs for info in infos))
-    readers: Dict[str, int] = {}
-    for info in infos:
-        for name in info.inputs:
-            readers[name] = readers.get(name, 0) + 1
+    readers = reader_counts(infos)
     alone = Conversions()
     for names in kernel_nodes:
         members = [by_name[n] for n in names]
         inside = {t for info in members for t in info.outputs}
-        read_inside: Dict[str, int] = {}
-        for info in members:
-            for name in info.inputs:
-                read_inside[name] = read_inside.get(name, 0) + 1
+        read_inside = reader_counts(members)
         inputs = {t for info in members for t in info.inputs if t in activations and t not in inside}
         outputs = {t for t in inside if t in graph_outputs or readers.get(t, 0) > read_inside.get(t, 0)}
         alone += conversions(members, inputs, outputs, rules)
@@ -195,12 +191,9 @@ def _follows(info, activations: List[str], blocked: Set[str], rules: LayoutRules
 
 
 def _tensor_sizes(infos: Sequence) -> Dict[str, int]:
-    sizes: Dict[str, int] = {}
-    for info in infos:
-        for name, shape in list(zip(info.inputs, info.in_shapes)) + list(zip(info.outputs, info.out_shapes)):
-            if name and shape and all(d > 0 for d in shape):
-                count = 1
-                for d in shape:
-                    count *= int(d)
-                sizes[name] = count
-    return sizes
+    """Elements of every tensor the nodes read or write whose shape is known."""
+    from kernels.analysis import numel
+
+    return {name: numel(shape) for info in infos
+            for name, shape in list(zip(info.inputs, info.in_shapes)) + list(zip(info.outputs, info.out_shapes))
+            if name and numel(shape)}

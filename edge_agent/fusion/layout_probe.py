@@ -78,16 +78,12 @@ def follow_model(name: Optional[str]) -> onnx.ModelProto:
     elif name == "reshape":
         x = builder.channel_shuffle(x, 2)
     elif name == "fc":
+        import numpy as np
+
         pooled = builder.fc(builder.global_pool(x, "avg"), _FOLLOW_CHANNELS)
-        shape = builder.constant("shape", _as_int64((1, _FOLLOW_CHANNELS, 1, 1)))
+        shape = builder.constant("shape", np.array((1, _FOLLOW_CHANNELS, 1, 1), dtype=np.int64))
         x = builder.op("Reshape", [pooled, shape], (1, _FOLLOW_CHANNELS, 1, 1), prefix="unflatten")
     return builder.build([builder.conv(x, _FOLLOW_CHANNELS, kernel=1, bn=False, act="none")])
-
-
-def _as_int64(values):
-    import numpy as np
-
-    return np.array(values, dtype=np.int64)
 
 
 def _conversions(ops: List[Tuple[str, str]]) -> int:

@@ -4,6 +4,7 @@ A node joins the kernel of the node producing its input when that kernel's head 
 (RuleTable.absorbed) and nothing else reads the tensor between them; otherwise it starts a kernel of its own.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
@@ -39,10 +40,7 @@ def partition(model: onnx.ModelProto, absorbed: Pairs) -> List[Kernel]:
 
 def partition_infos(infos: Sequence, graph_outputs: Set[str], absorbed: Pairs) -> List[Kernel]:
     """Kernels of nodes (kernels.analysis.NodeInfo, in topological order); a graph output is never fused past."""
-    readers: Dict[str, int] = {}
-    for info in infos:
-        for name in info.inputs:
-            readers[name] = readers.get(name, 0) + 1
+    readers = reader_counts(infos)
     owner: Dict[str, int] = {}  # tensor -> index of the kernel whose last node produced it
     kernels: List[Kernel] = []
     heads = []
@@ -63,6 +61,11 @@ def partition_infos(infos: Sequence, graph_outputs: Set[str], absorbed: Pairs) -
     for kernel, head in zip(kernels, heads):
         kernel.config = kernel_config(kernel.kind, head, kernel.absorbed)
     return kernels
+
+
+def reader_counts(infos: Sequence) -> Dict[str, int]:
+    """How many times each tensor is read by these nodes."""
+    return dict(Counter(name for info in infos for name in info.inputs))
 
 
 def _absorbing_kernel(info, cls: str, owner: Dict[str, int], kernels: List[Kernel], readers: Dict[str, int],
