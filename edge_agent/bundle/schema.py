@@ -61,6 +61,13 @@ class ProtocolConfig(BaseModel):
     timeout_s: float = 600.0
     cooldown_target_mc: Optional[int] = None
     cooldown_timeout_s: float = 120.0
+    # With a reference, item and reference alternate in bursts of at least this many runs and this long, each burst
+    # after this many untimed runs. The defaults (strict alternation, nothing untimed) describe records made before
+    # bursts existed; the presets set bursts, because a reference run between two item runs evicts the item's
+    # working set from the cache (a cifar subnet: 0.27 ms back to back, 0.66 ms next to the supernet on MNN).
+    burst_min_runs: int = 1
+    burst_min_time_ns: int = 0
+    burst_warmup_runs: int = 0
 
 
 class ModelRef(BaseModel):

@@ -1,6 +1,7 @@
 """Timing loops. pyperf / TFLite benchmark_model style: warm up by count AND time, measure in windows by count AND
-time, keep every sample as integer ns. With a reference, runs alternate item, reference, item, ... so both streams
-see the same machine state and their ratio is free of drift."""
+time, keep every sample as integer ns. With a reference, item and reference alternate in bursts (ProtocolConfig
+burst_*) so both streams see the same machine state and their ratio is free of drift, while each is timed warm,
+back to back, as a runtime's own benchmark tool would time it."""
 
 import time
 from dataclasses import dataclass
@@ -36,16 +37,32 @@ def warm_up(runs: List[Callable[[], None]], protocol: ProtocolConfig) -> int:
 
 
 def measure_window(item: Callable[[], None], reference: Optional[Callable[[], None]], min_runs: int,
-                   min_time_ns: int, max_runs: int):
+                   min_time_ns: int, max_runs: int, protocol: ProtocolConfig):
     samples, reference_samples = [], []
     deadline = time.perf_counter_ns() + min_time_ns
     while len(samples) < min_runs or time.perf_counter_ns() < deadline:
-        samples.append(time_once(item))
-        if reference is not None:
-            reference_samples.append(time_once(reference))
+        if reference is None:
+            samples.append(time_once(item))
+        else:
+            samples += burst(item, protocol)
+            reference_samples += burst(reference, protocol)
         if len(samples) >= max_runs:
             break
     return samples, reference_samples
+
+
+def burst(run: Callable[[], None], protocol: ProtocolConfig) -> List[int]:
+    """The untimed runs that bring this model back into the cache after the other one ran, then timed runs until
+    both the burst's count and its time are met."""
+    for _ in range(protocol.burst_warmup_runs):
+        run()
+    samples: List[int] = []
+    deadline = time.perf_counter_ns() + protocol.burst_min_time_ns
+    while len(samples) < protocol.burst_min_runs or time.perf_counter_ns() < deadline:
+        samples.append(time_once(run))
+        if len(samples) >= protocol.max_runs:
+            break
+    return samples
 
 
 def measure(item: Callable[[], None], reference: Optional[Callable[[], None]], protocol: ProtocolConfig) -> Timings:
@@ -57,7 +74,8 @@ def measure(item: Callable[[], None], reference: Optional[Callable[[], None]], p
     per_window_max = max(per_window_runs, protocol.max_runs // windows)
     samples, reference_samples = [], []
     for _ in range(windows):
-        window, reference_window = measure_window(item, reference, per_window_runs, per_window_time_ns, per_window_max)
+        window, reference_window = measure_window(item, reference, per_window_runs, per_window_time_ns,
+                                                  per_window_max, protocol)
         samples.append(window)
         reference_samples.append(reference_window)
     return Timings(samples, reference_samples if reference is not None else None, warmup_runs)
