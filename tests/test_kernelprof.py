@@ -43,10 +43,11 @@ def test_grouped_convs_are_sampled_and_their_neighbours_stay_grouped():
 
     grouped = [c for c in draw("conv", 300, np.random.RandomState(3), sample_prior) if c.get("groups", 1) > 1]
     assert len(grouped) >= 10
+    assert all(c["cout"] == c["cin"] for c in grouped)  # as in RegNet and ResNeXt: the width kept through the group
     for config in grouped[:5]:
         width = config["cin"] // config["groups"]
         for near in draw("conv", 4, np.random.RandomState(4), sample_near, base=[config]):
-            assert near["cin"] == near["groups"] * width and near["cout"] % near["groups"] == 0
+            assert near["cin"] == near["groups"] * width == near["cout"]
             build_kernel_model("conv", near)
 
 
