@@ -1,13 +1,16 @@
-"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 5:
+"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 6 (5 is read too: its
+calibration has no weight term, which is what the defaults say):
 
-  format, format_version      "edge-latency-lut", 5
+  format, format_version      "edge-latency-lut", 6
   settings                    the RunSettings the kernels were measured under (runtime, version, threads, level)
   absorbed                    [[head class, class], ...]: the fusion rules used to partition models into kernels
   call_overhead_ns            cost of one empty model call, taken off every kernel measurement
   layout                      null, or the device's blocked-layout rules and measured conversion costs
                               (edge_agent.fusion.layout.LayoutRules)
-  calibration                 {kernel_scale, per_kernel_ns, model_overhead_ns}: model = scale * (sum(kernels)
-                              + layout conversions) + per_kernel * kernels + overhead (lut.calibration)
+  calibration                 {kernel_scale, per_kernel_ns, model_overhead_ns, weight_ns_per_byte,
+                              weight_cache_bytes}: model = scale * (sum(kernels) + layout conversions)
+                              + per_kernel * kernels + overhead + per_byte * (weights beyond the cache size)
+                              (lut.calibration)
   exact                       {kernel key: latency_ns}; a key is canonical JSON {"kind": ..., "config": {...}}
   kinds                       {kind: {"feature_names": [...], "arrays": {name: {"shape": [...], "data": [...]}}}}
                               (edge_agent.kernelprof.regressor: roofline [a, b, c], the forest's node table
@@ -28,8 +31,10 @@ from lut.calibration import Calibration
 from lut.table import KernelLUT, KindModel
 
 LUT_FORMAT = "edge-latency-lut"
-# 5: layout rules; 4: calibration as one object; 3: scale and per-kernel terms; 2: tree forest; 1: ridge
-LUT_FORMAT_VERSION = 5
+# 6: weight term in the calibration; 5: layout rules; 4: calibration as one object; 3: scale and per-kernel terms;
+# 2: tree forest; 1: ridge
+LUT_FORMAT_VERSION = 6
+READABLE_VERSIONS = (5, 6)
 
 
 def lut_to_dict(table: KernelLUT) -> Dict[str, Any]:
@@ -49,9 +54,9 @@ def lut_to_dict(table: KernelLUT) -> Dict[str, Any]:
 def lut_from_dict(data: Dict[str, Any], origin: str = "LUT") -> KernelLUT:
     if not isinstance(data, dict) or data.get("format") != LUT_FORMAT:
         raise InputError("{} is not an {} file".format(origin, LUT_FORMAT))
-    if data.get("format_version") != LUT_FORMAT_VERSION:
-        raise InputError("{} has LUT format version {!r}; this reads version {}; rebuild it".format(
-            origin, data.get("format_version"), LUT_FORMAT_VERSION))
+    if data.get("format_version") not in READABLE_VERSIONS:
+        raise InputError("{} has LUT format version {!r}; this reads versions {}; rebuild it".format(
+            origin, data.get("format_version"), ", ".join(map(str, READABLE_VERSIONS))))
     try:
         kinds = {kind: KindModel(feature_names=list(entry["feature_names"]),
                                  arrays={n: _array_in(a) for n, a in entry["arrays"].items()})

@@ -13,6 +13,7 @@ from edge_agent.fusion.layout import LayoutRules, net_conversions
 from edge_agent.fusion.partition import Kernel, Pairs, partition, partition_infos
 
 EXACT, REGRESSOR, FALLBACK = "exact", "regressor", "fallback"
+FLOAT32_BYTES = 4  # the models the LUT predicts are float32 (MNN precision high, onnxruntime CPU)
 MIN_POINTS_FOR_REGRESSOR = 3
 MIN_KERNEL_NS = 100.0  # a kernel never costs less than this after the call overhead is taken off
 
@@ -88,7 +89,8 @@ class KernelLUT:
         if self.layout is not None:
             layout_ns = self.layout.cost_ns(net_conversions(infos, [p.kernel.nodes for p in kernels], graph_inputs,
                                                             graph_outputs, self.layout))
-        total = ModelSum(kernel_ns=sum(p.latency_ns for p in kernels), kernels=len(kernels), layout_ns=layout_ns)
+        total = ModelSum(kernel_ns=sum(p.latency_ns for p in kernels), kernels=len(kernels), layout_ns=layout_ns,
+                         weight_bytes=float(FLOAT32_BYTES * sum(info.params for info in infos)))
         return total, kernels
 
     def fit_overhead(self, models: Sequence[onnx.ModelProto], measured_ns: Sequence[float]) -> None:

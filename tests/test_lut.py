@@ -152,3 +152,33 @@ def test_few_models_fit_a_scale_and_a_non_negative_per_model_term():
     assert fitted.apply(ModelSum(3400.0, 1)) == pytest.approx(0.8 * 3400 + 8000, rel=1e-6)
     assert fit_calibration(models[:1], [3e5]).model_overhead_ns == 0.0  # never negative
     assert fit_calibration([], [], default_overhead_ns=8000.0).apply(ModelSum(3400.0, 1)) == 3400 + 8000
+
+
+def test_calibration_finds_the_weight_term_where_models_outgrow_the_cache_and_only_there():
+    from lut.calibration import ModelSum, fit_calibration
+
+    rng = np.random.RandomState(0)
+    mib = 2 ** 20
+    weights = [w * mib for w in (0.2, 0.5, 1, 1.5, 2, 2.5, 5, 8, 14, 20, 45, 90)]
+    models = [ModelSum(float(s), int(c), weight_bytes=w)
+              for s, c, w in zip(rng.uniform(3e5, 2e7, 12), rng.randint(10, 80, 12), weights)]
+    plain = [1.1 * m.kernel_ns + 2000.0 for m in models]
+    streamed = [t + (0.05 * m.weight_bytes if m.weight_bytes > 4 * mib else 0.0) for t, m in zip(plain, models)]
+    fitted = fit_calibration(models, streamed)
+    assert fitted.weight_ns_per_byte == pytest.approx(0.05, rel=1e-3)
+    assert 2.5 * mib <= fitted.weight_cache_bytes < 5 * mib
+    assert all(fitted.apply(m) == pytest.approx(t, rel=1e-6) for m, t in zip(models, streamed))
+    without = fit_calibration(models, plain)
+    assert without.weight_ns_per_byte == 0.0 and without.kernel_scale == pytest.approx(1.1, rel=1e-6)
+
+
+def test_a_version_5_lut_still_loads_without_a_weight_term(tmp_path):
+    table = fit_lut(_samples(), FUSED, {"runtime": "ort"})
+    data = lut_to_dict(table)
+    data["format_version"] = 5
+    for key in ("weight_ns_per_byte", "weight_cache_bytes"):
+        del data["calibration"][key]
+    path = tmp_path / "lut.json"
+    path.write_text(json.dumps(data))
+    model = _hand_built()
+    assert load_lut(str(path)).predict_model(model)[0] == pytest.approx(table.predict_model(model)[0])
