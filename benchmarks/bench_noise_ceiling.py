@@ -35,8 +35,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle")
     parser.add_argument("--count", type=int, default=30)
-    parser.add_argument("extra", nargs="*")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # the rest goes to `edge-agent profile` (argparse refuses "-- --flag")
+    args.extra = [a for a in extra if a != "--"]
     first, reference_sha = _first_pass(args.bundle)
     cache = os.path.join(args.bundle, ".cache", "models")
     chosen = sorted(first)[:args.count]
