@@ -163,10 +163,10 @@ def test_calibration_finds_the_weight_term_where_models_outgrow_the_cache_and_on
     models = [ModelSum(float(s), int(c), weight_bytes=w)
               for s, c, w in zip(rng.uniform(3e5, 2e7, 12), rng.randint(10, 80, 12), weights)]
     plain = [1.1 * m.kernel_ns + 2000.0 for m in models]
-    streamed = [t + (0.05 * m.weight_bytes if m.weight_bytes > 4 * mib else 0.0) for t, m in zip(plain, models)]
+    streamed = [t + 0.05 * max(m.weight_bytes - 4 * mib, 0.0) for t, m in zip(plain, models)]
     fitted = fit_calibration(models, streamed)
     assert fitted.weight_ns_per_byte == pytest.approx(0.05, rel=1e-3)
-    assert 2.5 * mib <= fitted.weight_cache_bytes < 5 * mib
+    assert fitted.weight_cache_bytes == 4 * mib
     assert all(fitted.apply(m) == pytest.approx(t, rel=1e-6) for m, t in zip(models, streamed))
     without = fit_calibration(models, plain)
     assert without.weight_ns_per_byte == 0.0 and without.kernel_scale == pytest.approx(1.1, rel=1e-6)
