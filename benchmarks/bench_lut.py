@@ -117,6 +117,8 @@ def device(args) -> None:
     from lut.build import lut_from_bundles
 
     common = ["--runtime", args.runtime] + QUICK
+    if args.mnn_winograd_level is not None:
+        common += ["--mnn-winograd-level", str(args.mnn_winograd_level)]
     kb, sb, cb, zb, zdir = (os.path.join(args.work, n) for n in ("kernels", "supernet", "calib", "zoo", "zoo-models"))
     os.makedirs(zdir, exist_ok=True)
     for name in zoo.NAMES:
@@ -183,6 +185,8 @@ def main() -> None:
     parser.add_argument("--hw", type=int, default=96)
     parser.add_argument("--kernel-space", default="cifar-supernet",
                         help="the space whose layers the kernel profile measures first ('' for none)")
+    parser.add_argument("--mnn-winograd-level", type=int, choices=range(4), default=None,
+                        help="MNN's WINOGRAD_MEMORY_LEVEL session hint for every measurement (default: MNN's own)")
     parser.add_argument("--score-only", action="store_true", help="score the bundles already under --work")
     parser.add_argument("--without-layout", action="store_true", help="score without the layout conversions")
     args = parser.parse_args()

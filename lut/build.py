@@ -13,7 +13,8 @@ from edge_agent.errors import InputError
 from edge_agent.stats import interleaved_ratio, summarize
 from lut.table import KernelLUT, KernelSample, fit_lut
 
-SETTING_KEYS = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision")
+SETTING_KEYS = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision",
+                "mnn_winograd_memory_level")
 
 
 def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSample], float]:

@@ -59,6 +59,22 @@ def _one_line_error(result):
     return lines[0]
 
 
+def test_mnn_winograd_level_is_part_of_the_settings_and_the_device(tmp_path, tiny_models):
+    from trainer.ingest import device_name
+
+    out = str(tmp_path / "bundle")
+    large = tiny_models[2]
+    for level in ("1", "3"):
+        args = ("edge_agent", "bench", large, "--runtime", "mnn", "--mnn-winograd-level", level, "--out", out)
+        assert run_cli(*args, *FAST).returncode == 0
+    assert run_cli("edge_agent", "bench", large, "--runtime", "mnn", "--mnn-winograd-level", "4", "--out", out,
+                   *FAST).returncode != 0  # out of range: a clear usage error
+    records = read_records(out).records
+    assert [r.settings.mnn_winograd_memory_level for r in records] == [1, 3]  # the second level is not a resume
+    names = {device_name({"device_key": "box"}, r.settings) for r in records}
+    assert names == {"box-mnn-1t-high-winograd1", "box-mnn-1t-high-winograd3"}
+
+
 def test_missing_and_non_onnx_files(tmp_path):
     assert "no such model file" in _one_line_error(run_cli("edge_agent", "bench", str(tmp_path / "nope.onnx")))
     junk = tmp_path / "junk.onnx"

@@ -41,8 +41,7 @@ def device_name(fingerprint: Dict[str, object], settings: RunSettings) -> str:
     key = fingerprint.get("device_key")
     if not key:
         raise InputError("the bundle's fingerprint has no device_key; name the device with --device")
-    level = settings.ort_graph_optimization_level or settings.mnn_precision or "default"
-    return "{}-{}-{}t-{}".format(key, settings.runtime, settings.threads, level)
+    return "{}-{}-{}t-{}".format(key, settings.runtime, settings.threads, settings.level())
 
 
 def ingest(path: Path, dataset: Dataset, device: Optional[str] = None) -> IngestReport:

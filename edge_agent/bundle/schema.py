@@ -42,7 +42,20 @@ class RunSettings(BaseModel):
     affinity: Optional[List[int]] = None
     ort_graph_optimization_level: Optional[str] = None  # "disable" | "basic" | "extended" | "all"
     mnn_precision: Optional[str] = None  # "high" (fp32) | "normal" | "low"
+    # MNN's WINOGRAD_MEMORY_LEVEL session hint, 0-3; None: MNN's default. It picks the Winograd units of 3x3 convs and
+    # moved whole models by up to 2x either way here (README, measurement protocol).
+    mnn_winograd_memory_level: Optional[int] = None
     input_seed: int = 0
+
+    def level(self) -> str:
+        """Beside runtime and threads, what decides which kernels run: onnxruntime's optimization level, or MNN's
+        precision and Winograd memory level when one is set."""
+        if self.ort_graph_optimization_level:
+            return self.ort_graph_optimization_level
+        level = self.mnn_precision or "default"
+        if self.mnn_winograd_memory_level is not None:
+            level += "-winograd{}".format(self.mnn_winograd_memory_level)
+        return level
 
 
 class ProtocolConfig(BaseModel):

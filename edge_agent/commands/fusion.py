@@ -56,7 +56,7 @@ def _print_table(table) -> None:
 
     view = Table(title="fusion rules: {} {} threads={} {}".format(
         table.settings.runtime, table.settings.runtime_version, table.settings.threads,
-        table.settings.ort_graph_optimization_level or table.settings.mnn_precision))
+        table.settings.level()))
     for column in ("case", "fused", "timing", "evidence", "savings", "sum ms", "whole ms", "kernels run", "note"):
         view.add_column(column)
     for rule in table.rules:

@@ -25,6 +25,8 @@ _OPTIONS = [
                  show_default=True, help="onnxruntime graph optimization level (part of the device definition)."),
     click.option("--precision", type=click.Choice(["high", "normal", "low"]), default="high", show_default=True,
                  help="MNN precision; high = fp32."),
+    click.option("--mnn-winograd-level", type=click.IntRange(0, 3), default=None,
+                 help="MNN's WINOGRAD_MEMORY_LEVEL session hint (0 = no Winograd ... 3); default: MNN's own."),
     click.option("--cpus", default=None, help="Pin the measuring process to these CPUs, e.g. 2,3."),
     click.option("--input-seed", type=int, default=0, show_default=True, help="Seed of the random input tensors."),
     click.option("--protocol", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
@@ -78,6 +80,7 @@ def run_settings(options: dict) -> RunSettings:
         affinity=list(cpus) if cpus else sorted(os.sched_getaffinity(0)),
         ort_graph_optimization_level=options["opt_level"] if runtime == "ort" else None,
         mnn_precision=options["precision"] if runtime == "mnn" else None,
+        mnn_winograd_memory_level=options.get("mnn_winograd_level") if runtime == "mnn" else None,
         input_seed=options["input_seed"],
     )
 

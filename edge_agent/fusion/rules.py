@@ -59,8 +59,8 @@ class RuleTable(BaseModel):
 
 
 def table_filename(settings: RunSettings) -> str:
-    level = settings.ort_graph_optimization_level or settings.mnn_precision or "default"
-    raw = "fusion-{}-{}-t{}-{}.json".format(settings.runtime, settings.runtime_version, settings.threads, level)
+    raw = "fusion-{}-{}-t{}-{}.json".format(settings.runtime, settings.runtime_version, settings.threads,
+                                            settings.level())
     return re.sub(r"[^A-Za-z0-9._+-]", "_", raw)
 
 

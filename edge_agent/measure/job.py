@@ -38,4 +38,5 @@ class JobResult(BaseModel):
 def session_options(settings: RunSettings, mnn_cache_dir: Optional[str]) -> dict:
     if settings.runtime == "ort":
         return {"opt_level": settings.ort_graph_optimization_level}
-    return {"precision": settings.mnn_precision, "cache_dir": mnn_cache_dir}
+    return {"precision": settings.mnn_precision, "cache_dir": mnn_cache_dir,
+            "winograd_memory_level": settings.mnn_winograd_memory_level}

@@ -44,7 +44,8 @@ class Session:
 
 
 def same_settings(a: RunSettings, b: RunSettings) -> bool:
-    keys = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision", "input_seed")
+    keys = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision",
+            "mnn_winograd_memory_level", "input_seed")
     return all(getattr(a, key) == getattr(b, key) for key in keys)
 
 

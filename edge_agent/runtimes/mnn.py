@@ -18,6 +18,7 @@ from edge_agent.runtimes.quiet import flush_c_stdio, import_mnn
 NAME = "mnn"
 PRECISIONS = ("high", "normal", "low")
 DEFAULT_PRECISION = "high"
+WINOGRAD_MEMORY_LEVEL_HINT = 3  # MNN::Interpreter::HintMode::WINOGRAD_MEMORY_LEVEL
 
 _UNSUPPORTED = re.compile(r"(?:These Op Not Support|not supported)[^:]*:\s*(.+)", re.IGNORECASE)
 
@@ -78,7 +79,8 @@ def _last_line(text: str) -> str:
 
 class MnnSession:
     def __init__(self, onnx_path: str, input_shapes: Dict[str, List[int]], threads: int, input_seed: int = 0,
-                 precision: str = DEFAULT_PRECISION, cache_dir: Optional[str] = None, **_ignored):
+                 precision: str = DEFAULT_PRECISION, cache_dir: Optional[str] = None,
+                 winograd_memory_level: Optional[int] = None, **_ignored):
         mnn = import_mnn()
         self._workdir = None
         if cache_dir is None:
@@ -93,6 +95,8 @@ class MnnSession:
         self._mnn = mnn
         self.mnn_path = mnn_path
         self.interpreter = mnn.Interpreter(mnn_path)
+        if winograd_memory_level is not None:
+            self.interpreter.setSessionHint(WINOGRAD_MEMORY_LEVEL_HINT, int(winograd_memory_level))
         config = {"backend": "CPU", "numThread": threads, "precision": precision}
         self.session = _capture_result(lambda: self.interpreter.createSession(config))
         self._inputs = self.interpreter.getSessionInputAll(self.session)
