@@ -31,6 +31,15 @@ def _agreement(a, b):
     return float(np.mean(error <= 0.10)), float(np.mean(error <= 0.05)), float(np.median(error))
 
 
+def _model_file(bundle: str, sha: str) -> str:
+    """Models given to `profile --models` are kept in the bundle's models/; space subnets in its .cache/."""
+    for folder in ("models", os.path.join(".cache", "models")):
+        path = os.path.join(bundle, folder, sha + ".onnx")
+        if os.path.exists(path):
+            return path
+    raise SystemExit("error: {} keeps no model {}".format(bundle, sha))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle")
@@ -38,15 +47,14 @@ def main() -> None:
     args, extra = parser.parse_known_args()  # the rest goes to `edge-agent profile` (argparse refuses "-- --flag")
     args.extra = [a for a in extra if a != "--"]
     first, reference_sha = _first_pass(args.bundle)
-    cache = os.path.join(args.bundle, ".cache", "models")
     chosen = sorted(first)[:args.count]
     with tempfile.TemporaryDirectory() as workdir:
         models = os.path.join(workdir, "models")
         os.makedirs(models)
         for sha in chosen:
-            shutil.copy(os.path.join(cache, sha + ".onnx"), models)
+            shutil.copy(_model_file(args.bundle, sha), models)
         reference = os.path.join(workdir, "reference.onnx")
-        shutil.copy(os.path.join(cache, reference_sha + ".onnx"), reference)
+        shutil.copy(_model_file(args.bundle, reference_sha), reference)
         out = os.path.join(workdir, "again")
         subprocess.run([sys.executable, "-m", "edge_agent", "profile", "--out", out, "--models", models,
                         "--reference", reference] + args.extra, check=False, capture_output=True)
