@@ -8,13 +8,12 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from edge_agent.bundle.schema import KIND_KERNEL, MeasurementRecord
+from edge_agent.bundle.schema import DEVICE_SETTING_KEYS, KIND_KERNEL, MeasurementRecord
 from edge_agent.errors import InputError
 from edge_agent.stats import interleaved_ratio, summarize
 from lut.table import KernelLUT, KernelSample, fit_lut
 
-SETTING_KEYS = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision",
-                "mnn_winograd_memory_level")
+SETTING_KEYS = DEVICE_SETTING_KEYS
 
 
 def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSample], float]:

@@ -31,6 +31,12 @@ KIND_REFERENCE = "reference"
 KIND_KERNEL = "kernel"
 
 
+# The RunSettings fields that decide what a measurement is worth beside others: records, fusion rules and kernel
+# LUTs agree on all of them or do not mix. (Affinity does not; the input seed matters for resuming only.)
+DEVICE_SETTING_KEYS = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision",
+                       "mnn_winograd_memory_level")
+
+
 class RunSettings(BaseModel):
     """Everything about how the runtime was driven; part of what defines a 'device' for prediction."""
 

@@ -8,8 +8,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from edge_agent.bundle.schema import (KIND_MODEL, STATUS_FAILED, STATUS_INVALID, STATUS_OK, MeasurementRecord, ModelRef,
-                                      ProtocolConfig, RunSettings)
+from edge_agent.bundle.schema import (DEVICE_SETTING_KEYS, KIND_MODEL, STATUS_FAILED, STATUS_INVALID, STATUS_OK,
+                                      MeasurementRecord, ModelRef, ProtocolConfig, RunSettings)
 from edge_agent.bundle.store import Bundle
 from edge_agent.measure.job import Job, JobResult, ModelToRun
 from edge_agent.measure.worker import Worker
@@ -44,9 +44,7 @@ class Session:
 
 
 def same_settings(a: RunSettings, b: RunSettings) -> bool:
-    keys = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision",
-            "mnn_winograd_memory_level", "input_seed")
-    return all(getattr(a, key) == getattr(b, key) for key in keys)
+    return all(getattr(a, key) == getattr(b, key) for key in DEVICE_SETTING_KEYS + ("input_seed",))
 
 
 def valid_records(records: List[MeasurementRecord], settings: RunSettings,

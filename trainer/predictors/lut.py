@@ -151,7 +151,8 @@ def decode_nodes(encoding: GraphEncoding, vocabulary: Sequence[str]):
                      outputs=("t{}".format(i),), kernel_hw=(f["kernel_h"], f["kernel_w"]),
                      stride=(f["stride_h"], f["stride_w"]), groups=f["groups"] + 1, cin=f["cin"], cout=f["cout"],
                      in_hw=(f["in_h"], f["in_w"]), out_hw=(0, 0),
-                     in_shapes=tuple(shapes[int(t[1:])] for t in inputs[i]), out_shapes=(shapes[i],), flops=f["flops"], params=f["params"], bytes_moved=f["bytes_moved"])
+                     in_shapes=tuple(shapes[int(t[1:])] for t in inputs[i]), out_shapes=(shapes[i],),
+                     flops=f["flops"], params=f["params"], bytes_moved=f["bytes_moved"])
             for i, f in enumerate(facts)]
 
 
