@@ -1,4 +1,7 @@
-"""The README's main job, end to end at toy scale: profile this CPU, ingest, fit, evaluate."""
+"""The README's main job, end to end at toy scale: profile this CPU (subnets, then kernels and fusion rules),
+ingest, fit the GCN and the kernel LUT, evaluate both."""
+
+import json
 
 from conftest import run_cli
 
@@ -6,9 +9,25 @@ from conftest import run_cli
 def test_quickstart_profiles_fits_and_scores_unseen_subnets(tmp_path):
     work = tmp_path / "run"
     args = ["trainer", "quickstart", "--work", str(work), "--subnets", "10", "--protocol", "quick", "--hidden", "16",
-            "--epochs", "5"]
+            "--epochs", "5", "--kernel-minutes", "0.1"]
     result = run_cli(*args, env={"COLUMNS": "120"})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "ingested" in result.stdout and "items scored" in result.stdout and "Spearman" in result.stdout
-    assert (work / "predictor" / "config.json").exists()
+    assert "ingested" in result.stdout and "Spearman" in result.stdout
+    assert result.stdout.count("items scored") == 4  # two predictors, each against ms and against ratios
+    for predictor, kind in (("predictor", "gcn"), ("predictor-lut", "lut")):
+        config = json.loads((work / predictor / "config.json").read_text())
+        assert config["kind"] == kind
+        assert config["training"]["devices"] == json.loads((work / "predictor" / "config.json").read_text())[
+            "training"]["devices"]
+    assert list((work / "kernels" / "rules").glob("*.json")), "the fusion rules the LUT needs were not stored"
     assert (work / "bundle" / "manifest.json").exists()
+
+
+def test_quickstart_without_kernels_fits_only_the_gcn(tmp_path):
+    work = tmp_path / "run"
+    args = ["trainer", "quickstart", "--work", str(work), "--subnets", "10", "--protocol", "quick", "--hidden", "16",
+            "--epochs", "5", "--kernel-minutes", "0"]
+    result = run_cli(*args, env={"COLUMNS": "120"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("items scored") == 2
+    assert not (work / "kernels").exists() and not (work / "predictor-lut").exists()

@@ -1,57 +1,98 @@
 """`trainer quickstart`: the first thing a new user runs. Profiles this machine with the agent (the local CPU is a
-device too), ingests the bundle, fits the GCN on ratios to the supernet, and scores it on subnets it never saw."""
+device too), ingests the bundle, fits the GCN on ratios to the supernet, and scores it on subnets it never saw.
+
+Beside it, unless --kernel-minutes is 0, it profiles single kernels (the supernet's own layers first) and the
+runtime's fusion rules, and fits and scores the kernel lookup table on the same split: from ~80 whole-model
+examples the GCN cannot learn how a conv's cost steps with its channel blocking, which the kernels measure directly.
+"""
 
 import subprocess
 import sys
 from pathlib import Path
+from typing import List, Sequence
 
 import click
 
 from edge_agent.errors import EXIT_INVALID, AgentError
 
+SPACE = "cifar-supernet"
+# The kernel profile uses the quick protocol whatever --protocol says: the supernet's ~400 distinct layers take about
+# 6 minutes with it and three times as long with the default one.
+KERNEL_PROTOCOL = "quick"
+KERNEL_SAMPLES_PER_TYPE = 5  # beyond the space's own layers: a few points per kernel type for the regressor's range
+# The supernet's kernel types, the few-config ones first, so that a budget cut falls on the rarest conv layers
+# (the space's layers are measured most frequent first) and no type is left without measurements.
+KERNEL_TYPES = "global_avgpool,fc,add,dwconv,conv"
+
 
 @click.command()
 @click.option("--work", "work_dir", default="runs/this-cpu", show_default=True, type=click.Path(path_type=Path),
-              help="Folder for the bundle, the dataset and the predictor; re-running resumes the profile.")
+              help="Folder for the bundles, the dataset and the predictors; re-running resumes the profiles.")
 @click.option("--subnets", type=click.IntRange(10), default=100, show_default=True)
 @click.option("--runtime", type=click.Choice(["ort", "mnn"]), default="ort", show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--protocol", default="default", show_default=True, help="Measurement protocol preset.")
+@click.option("--protocol", default="default", show_default=True, help="Measurement protocol preset of the subnets.")
 @click.option("--kind", default="gcn", show_default=True, help="Predictor kind.")
 @click.option("--hidden", type=click.IntRange(1), default=None, help="GCN hidden size (default 600).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Maximum training epochs.")
+@click.option("--kernel-minutes", type=click.FloatRange(min=0), default=6.0, show_default=True,
+              help="Budget of the kernel profile for the kernel lookup table fitted beside --kind (re-running adds "
+                   "as much again); 0 skips the kernels, the fusion rules and the table.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, epochs, seed):
+def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, epochs, kernel_minutes, seed):
     """Profile cifar-supernet subnets here, ingest, fit, and print the evaluation table."""
-    from trainer.commands_model import _print_metrics
     from trainer.dataset import Dataset
-    from trainer.evaluation import evaluate
-    from trainer.fitting import fit
     from trainer.ingest import ingest
 
-    bundle = work_dir / "bundle"
-    _profile(bundle, subnets, runtime, threads, protocol, seed)
+    device_options = ["--runtime", runtime, "--threads", str(threads)]
+    bundles = [work_dir / "bundle"]
+    _agent(["profile", "--out", str(bundles[0]), "--space", SPACE, "--subnets", str(subnets), "--protocol", protocol,
+            "--seed", str(seed)] + device_options)
+    if kernel_minutes > 0:
+        bundles.append(work_dir / "kernels")
+        _profile_kernels(bundles[1], kernel_minutes, device_options, seed)
     dataset = Dataset(work_dir / "dataset", create=True)
-    report = ingest(bundle, dataset)
-    device = report.devices[0]
-    click.echo("ingested {} record(s) for device {}".format(report.added, device))
+    devices = set()
+    for bundle in bundles:
+        report = ingest(bundle, dataset)
+        devices.update(report.devices)
+        click.echo("ingested {} record(s) from {}".format(report.added, bundle))
+    if len(devices) != 1:
+        raise AgentError("the bundles describe {} devices ({}), expected one".format(len(devices), ", ".join(devices)))
+    device = devices.pop()
     hyper = {key: value for key, value in (("hidden", hidden), ("epochs", epochs)) if value is not None}
-    result = fit(dataset, [device], kind, None, seed, hyper, work_dir / "predictor")
-    click.echo("fitted {} on {} subnets (+{} for validation)".format(kind, len(result.train_items),
-                                                                    len(result.val_items)))
+    _fit_and_score(dataset, device, kind, hyper, work_dir / "predictor", seed)
+    if kernel_minutes > 0:
+        _fit_and_score(dataset, device, "lut", {}, work_dir / "predictor-lut", seed)
+
+
+def _fit_and_score(dataset, device: str, kind: str, hyper, out_dir: Path, seed: int) -> None:
+    from trainer.commands_model import _print_metrics
+    from trainer.evaluation import evaluate
+    from trainer.fitting import fit
     from trainer.predictors.store import load_predictor
 
-    predictor, config = load_predictor(work_dir / "predictor")
+    result = fit(dataset, [device], kind, None, seed, hyper, out_dir)
+    click.echo("fitted {} on {} subnets (+{} for validation) of device {}: {}".format(
+        kind, len(result.train_items), len(result.val_items), device, out_dir))
+    predictor, config = load_predictor(out_dir)
     for measured in ("absolute", "ratio"):
-        click.echo("scored against the {} measurement".format(
-            "absolute median" if measured == "absolute" else "drift-free (interleaved ratio x reference)"))
+        click.echo("{} scored against the {} measurement".format(kind, "absolute median" if measured == "absolute"
+                                                                 else "drift-free (interleaved ratio x reference)"))
         _print_metrics(evaluate(predictor, config, dataset, device, 0, seed, measured))
 
 
-def _profile(bundle: Path, subnets: int, runtime: str, threads: int, protocol: str, seed: int) -> None:
+def _profile_kernels(bundle: Path, minutes: float, device_options: Sequence[str], seed: int) -> None:
+    common = ["--out", str(bundle), "--protocol", KERNEL_PROTOCOL] + list(device_options)
+    _agent(["profile", "--kernels", "--kernel-space", SPACE, "--kernel-types", KERNEL_TYPES,
+            "--kernel-samples", str(KERNEL_SAMPLES_PER_TYPE),
+            "--budget", str(minutes), "--seed", str(seed)] + common)
+    _agent(["detect-fusion"] + common)
+
+
+def _agent(arguments: List[str]) -> None:
     """The agent's own CLI, as a board would run it; exit 3 (some items invalid) still leaves a usable bundle."""
-    command = [sys.executable, "-m", "edge_agent", "profile", "--out", str(bundle), "--subnets", str(subnets),
-               "--runtime", runtime, "--threads", str(threads), "--protocol", protocol, "--seed", str(seed)]
-    done = subprocess.run(command)
+    done = subprocess.run([sys.executable, "-m", "edge_agent"] + arguments)
     if done.returncode not in (0, EXIT_INVALID):
-        raise AgentError("edge-agent profile failed (exit {}); see its message above".format(done.returncode))
+        raise AgentError("edge-agent {} failed (exit {}); see its message above".format(arguments[0],
+                                                                                        done.returncode))
