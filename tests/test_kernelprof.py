@@ -187,3 +187,32 @@ def test_kernel_space_on_the_command_line(tmp_path):
     measured = {json.dumps(r.spec["config"], sort_keys=True) for r in read_records(out).records
                 if r.item_kind == "kernel" and r.spec["kernel_type"] == "add"}
     assert space_adds <= measured and len(measured) >= len(space_adds) + 5
+
+
+def test_the_regressor_learns_a_step_in_channels_per_group():
+    """onnxruntime's blocked convs run 8-channel groups far slower per FLOP than 16-channel ones: a cost set by
+    cin / groups, which splits on the cin and groups columns alone do not express."""
+    from edge_agent.kernelprof import regressor
+    from edge_agent.kernelprof.space import cost
+
+    rng = np.random.RandomState(5)
+    configs = [{"hw": int(rng.choice([7, 14, 28])), "cin": g * w, "cout": g * w, "groups": g, "kernel": 3,
+                "stride": 1, "act": "relu"}
+               for g, w in zip(rng.randint(2, 48, 400), rng.choice([4, 8, 16, 24, 32, 64], 400))]
+    work = [cost("conv", c) for c in configs]
+    latency = np.array([(2e3 + f / 2 + b / 5) * (2.0 if c["cin"] // c["groups"] < 16 else 1.0)
+                        for c, (f, b) in zip(configs, work)])
+    train, test = slice(0, 60), slice(300, None)  # about as many grouped convs as a kernel profile measures
+
+    def held_out_share(names):
+        x = np.stack([regressor.features(c, f, b, names) for c, (f, b) in zip(configs, work)])
+        flops, moved = np.array([f for f, _ in work]), np.array([b for _, b in work])
+        model = regressor.fit(x[train], latency[train], flops[train], moved[train])
+        predicted = regressor.predict(model, x[test], flops[test], moved[test])
+        return float(np.mean(np.abs(predicted / latency[test] - 1) <= 0.1))
+
+    names = regressor.feature_names(configs)
+    assert "group_width" in names
+    with_width = held_out_share(names)
+    assert with_width >= 0.9  # 0.95 here, and 0.88 with the column left out
+    assert with_width > held_out_share([n for n in names if n != "group_width"]) + 0.04
