@@ -14,6 +14,8 @@ def test_quickstart_profiles_fits_and_scores_unseen_subnets(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ingested" in result.stdout and "Spearman" in result.stdout
     assert result.stdout.count("items scored") == 4  # two predictors, each against ms and against ratios
+    summary = [line for line in result.stdout.splitlines() if "unseen subnets within ±10 %" in line]
+    assert [line.split(":")[0] for line in summary] == ["gcn", "lut"]
     for predictor, kind in (("predictor", "gcn"), ("predictor-lut", "lut")):
         config = json.loads((work / predictor / "config.json").read_text())
         assert config["kind"] == kind
