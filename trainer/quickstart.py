@@ -40,7 +40,7 @@ KERNEL_TYPES = "global_avgpool,fc,add,dwconv,conv"
                    "as much again); 0 skips the kernels, the fusion rules and the table.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, epochs, kernel_minutes, seed):
-    """Profile cifar-supernet subnets here, ingest, fit, and print the evaluation table."""
+    """Profile cifar-supernet subnets (then kernels) here, ingest, fit the GCN (and the kernel LUT), score both."""
     from trainer.dataset import Dataset
     from trainer.ingest import ingest
 
