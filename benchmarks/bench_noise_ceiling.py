@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-from edge_agent.bundle.store import read_records
+from edge_agent.bundle.store import CACHE_DIR, MODELS_DIR, read_records
 from edge_agent.stats import interleaved_ratio, summarize
 
 
@@ -33,7 +33,7 @@ def _agreement(a, b):
 
 def _model_file(bundle: str, sha: str) -> str:
     """Models given to `profile --models` are kept in the bundle's models/; space subnets in its .cache/."""
-    for folder in ("models", os.path.join(".cache", "models")):
+    for folder in (MODELS_DIR, os.path.join(CACHE_DIR, "models")):
         path = os.path.join(bundle, folder, sha + ".onnx")
         if os.path.exists(path):
             return path

@@ -13,7 +13,6 @@ from edge_agent.errors import InputError
 from edge_agent.stats import interleaved_ratio, summarize
 from lut.table import KernelLUT, KernelSample, fit_lut
 
-SETTING_KEYS = DEVICE_SETTING_KEYS
 
 
 def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSample], float]:
@@ -43,7 +42,7 @@ def rule_table_for(bundle_dirs: Sequence[str], settings: Dict[str, object]):
 
     for bundle_dir in bundle_dirs:
         for table in load_tables(bundle_dir):
-            if all(getattr(table.settings, key) == settings.get(key) for key in SETTING_KEYS):
+            if all(getattr(table.settings, key) == settings.get(key) for key in DEVICE_SETTING_KEYS):
                 return table
     return None
 
@@ -56,8 +55,8 @@ def lut_from_bundles(bundle_dirs: Sequence[str]) -> KernelLUT:
     kernels = [r for r in records if r.item_kind == KIND_KERNEL]
     if not kernels:
         raise InputError("no kernel records in {}".format(", ".join(bundle_dirs)))
-    settings = {key: getattr(kernels[0].settings, key) for key in SETTING_KEYS}
-    if any({key: getattr(r.settings, key) for key in SETTING_KEYS} != settings for r in kernels):
+    settings = {key: getattr(kernels[0].settings, key) for key in DEVICE_SETTING_KEYS}
+    if any({key: getattr(r.settings, key) for key in DEVICE_SETTING_KEYS} != settings for r in kernels):
         raise InputError("the kernel records were measured under different settings; build one LUT per device")
     rules = rule_table_for(bundle_dirs, settings)
     if rules is None:

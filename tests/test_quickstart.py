@@ -6,12 +6,18 @@ import json
 from conftest import run_cli
 
 
-def test_quickstart_profiles_fits_and_scores_unseen_subnets(tmp_path):
-    work = tmp_path / "run"
+def _quickstart(work, kernel_minutes: str):
+    """At toy scale: 10 subnets, quick protocol, a tiny GCN."""
     args = ["trainer", "quickstart", "--work", str(work), "--subnets", "10", "--protocol", "quick", "--hidden", "16",
-            "--epochs", "5", "--kernel-minutes", "0.1"]
+            "--epochs", "5", "--kernel-minutes", kernel_minutes]
     result = run_cli(*args, env={"COLUMNS": "120"})
     assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_quickstart_profiles_fits_and_scores_unseen_subnets(tmp_path):
+    work = tmp_path / "run"
+    result = _quickstart(work, "0.1")
     assert "ingested" in result.stdout and "Spearman" in result.stdout
     assert result.stdout.count("items scored") == 4  # two predictors, each against ms and against ratios
     summary = [line for line in result.stdout.splitlines() if "unseen subnets within ±10 %" in line]
@@ -27,9 +33,6 @@ def test_quickstart_profiles_fits_and_scores_unseen_subnets(tmp_path):
 
 def test_quickstart_without_kernels_fits_only_the_gcn(tmp_path):
     work = tmp_path / "run"
-    args = ["trainer", "quickstart", "--work", str(work), "--subnets", "10", "--protocol", "quick", "--hidden", "16",
-            "--epochs", "5", "--kernel-minutes", "0"]
-    result = run_cli(*args, env={"COLUMNS": "120"})
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = _quickstart(work, "0")
     assert result.stdout.count("items scored") == 2
     assert not (work / "kernels").exists() and not (work / "predictor-lut").exists()

@@ -39,7 +39,7 @@ class LutPredictor(Predictor):
         self.reference_ms = 0.0  # the training device's reference: turns the trainer's ratio targets into ms
 
     def prepare(self, dataset, devices: Sequence[str]) -> None:
-        from lut.build import SETTING_KEYS
+        from edge_agent.bundle.schema import DEVICE_SETTING_KEYS
         from lut.table import fit_lut
         from trainer.examples import MODEL_KINDS, reference_latency_ms
 
@@ -49,7 +49,7 @@ class LutPredictor(Predictor):
         rows = dataset.rows([device])
         samples, call_overhead_ns = _kernel_samples(rows, device)
         rules = _rule_table(dataset, device, rows)
-        settings = {key: getattr(rules.settings, key) for key in SETTING_KEYS}
+        settings = {key: getattr(rules.settings, key) for key in DEVICE_SETTING_KEYS}
         self.table = fit_lut(samples, rules.absorbed(), settings, call_overhead_ns, rules.layout)
         has_models = any(r["valid"] and r["item_kind"] in MODEL_KINDS for r in rows)
         self.reference_ms = reference_latency_ms(rows, device) if has_models else None
