@@ -52,6 +52,7 @@ def _concat(b: GraphBuilder, c: dict) -> str:
 
 _BUILDERS: Dict[str, Callable[[GraphBuilder, dict], str]] = {
     "conv": _conv,
+    "group_conv": _conv,
     "dwconv": _dwconv,
     "maxpool": _pool("max"),
     "avgpool": _pool("avg"),
@@ -68,6 +69,8 @@ _BUILDERS: Dict[str, Callable[[GraphBuilder, dict], str]] = {
 KERNEL_TYPES: Dict[str, KernelType] = {k.name: k for k in (
     KernelType("conv", "Conv (+BN)(+activation); BN folded unless fold_bn=False",
                ("hw", "cin", "cout", "kernel", "stride"), {"groups": 1, "bn": True, "act": "relu"}),
+    KernelType("group_conv", "grouped Conv (1 < groups < cin) (+BN)(+activation): conv with groups required",
+               ("hw", "cin", "cout", "kernel", "stride", "groups"), {"bn": True, "act": "relu"}),
     KernelType("dwconv", "depthwise Conv (groups = cin = cout) (+BN)(+activation)",
                ("hw", "cin", "kernel", "stride"), {"bn": True, "act": "relu"}),
     KernelType("maxpool", "MaxPool", ("hw", "cin", "kernel", "stride"), {"pad": 0}),

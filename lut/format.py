@@ -1,7 +1,7 @@
-"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 6 (5 is read too: its
-calibration has no weight term, which is what the defaults say):
+"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 7 (5 and 6 are read too: a 5
+has no weight term in its calibration, which is what the defaults say, and their rooflines have no per-group term):
 
-  format, format_version      "edge-latency-lut", 6
+  format, format_version      "edge-latency-lut", 7
   settings                    the RunSettings the kernels were measured under (runtime, version, threads, level)
   absorbed                    [[head class, class], ...]: the fusion rules used to partition models into kernels
   call_overhead_ns            cost of one empty model call, taken off every kernel measurement
@@ -13,7 +13,8 @@ calibration has no weight term, which is what the defaults say):
                               (lut.calibration)
   exact                       {kernel key: latency_ns}; a key is canonical JSON {"kind": ..., "config": {...}}
   kinds                       {kind: {"feature_names": [...], "arrays": {name: {"shape": [...], "data": [...]}}}}
-                              (edge_agent.kernelprof.regressor: roofline [a, b, c], the forest's node table
+                              (edge_agent.kernelprof.regressor: roofline [a, b, c] or, for convs, [a, b, c, d]
+                              with d per group beyond the first; the forest's node table
                               [feature, threshold, left, right, value] per row, tree roots, out-of-bag errors)
   fallback_coef               [a, b, c]: ns = a + b * MFLOPs + c * KB moved, for kinds with no regressor
   skipped                     kernel samples that were not a single kernel under these rules
@@ -31,10 +32,10 @@ from lut.calibration import Calibration
 from lut.table import KernelLUT, KindModel
 
 LUT_FORMAT = "edge-latency-lut"
-# 6: weight term in the calibration; 5: layout rules; 4: calibration as one object; 3: scale and per-kernel terms;
+# 7: a per-group roofline term for convs; 6: weight term in the calibration; 5: layout rules; 4: calibration as one object; 3: scale and per-kernel terms;
 # 2: tree forest; 1: ridge
-LUT_FORMAT_VERSION = 6
-READABLE_VERSIONS = (5, 6)
+LUT_FORMAT_VERSION = 7
+READABLE_VERSIONS = (5, 6, 7)
 
 
 def lut_to_dict(table: KernelLUT) -> Dict[str, Any]:

@@ -59,7 +59,8 @@ class KernelLUT:
         model = self.kinds.get(kernel.kind)
         if model is not None:
             x = regressor.features(kernel.config, kernel.flops, kernel.bytes_moved, model.feature_names)
-            latency = regressor.predict(model.arrays, x, [kernel.flops], [kernel.bytes_moved])[0]
+            latency = regressor.predict(model.arrays, x, [kernel.flops], [kernel.bytes_moved],
+                                        regressor.group_calls([kernel.config]))[0]
             return KernelPrediction(kernel, float(latency), REGRESSOR)
         latency = regressor.roofline_ns(self.fallback_coef, kernel.flops, kernel.bytes_moved)
         return KernelPrediction(kernel, float(latency), FALLBACK)
@@ -138,5 +139,6 @@ def _kernels_of(samples: Sequence[KernelSample], absorbed: Pairs, call_overhead_
 def _fit_kind(kernels: List[Kernel], latency_ns: np.ndarray) -> KindModel:
     names = regressor.feature_names([k.config for k in kernels])
     x = np.stack([regressor.features(k.config, k.flops, k.bytes_moved, names) for k in kernels])
-    arrays = regressor.fit(x, latency_ns, [k.flops for k in kernels], [k.bytes_moved for k in kernels])
+    arrays = regressor.fit(x, latency_ns, [k.flops for k in kernels], [k.bytes_moved for k in kernels],
+                           calls=regressor.group_calls([k.config for k in kernels]))
     return KindModel(feature_names=names, arrays=arrays)

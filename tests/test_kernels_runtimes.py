@@ -11,6 +11,7 @@ from kernels.spaces import get_space, list_spaces
 
 KERNEL_CONFIGS = {
     "conv": {"hw": 12, "cin": 8, "cout": 16, "kernel": 3, "stride": 2, "groups": 2, "act": "relu6"},
+    "group_conv": {"hw": 6, "cin": 24, "cout": 24, "kernel": 3, "stride": 1, "groups": 3, "act": "relu"},
     "dwconv": {"hw": [10, 14], "cin": 16, "kernel": 5, "stride": 1, "act": "hswish"},
     "maxpool": {"hw": 12, "cin": 8, "kernel": 3, "stride": 2, "pad": 1},
     "avgpool": {"hw": 12, "cin": 8, "kernel": 3, "stride": 1, "pad": 1},

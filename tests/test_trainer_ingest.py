@@ -23,16 +23,16 @@ SETTINGS = RunSettings(runtime="ort", runtime_version="1.32.0", threads=1, ort_g
 DEVICE = "testbox-ort-1t-all"
 
 
-def _record(n, kind, model, spec, ref, factor):
+def _record(n, kind, model, spec, ref, factor, settings=SETTINGS):
     samples = [[int(1e6 * factor) + i for i in range(5)] for _ in range(3)]
     return MeasurementRecord(
         record_id="r{}".format(n), session_id="s1", item_id=spec.id, item_kind=kind, model=model,
-        spec=spec.to_dict(), reference=ref, settings=SETTINGS, protocol=ProtocolConfig(), status="ok",
+        spec=spec.to_dict(), reference=ref, settings=settings, protocol=ProtocolConfig(), status="ok",
         samples_ns=samples, reference_samples_ns=None if kind == "reference" else [[1000000 + i for i in range(5)]] * 3,
         started_utc="2026-01-01T00:00:00Z", finished_utc="2026-01-01T00:00:01Z")
 
 
-def _write_bundle(root):
+def _write_bundle(root, settings=SETTINGS):
     space = get_space("nb201")
     specs = [space.reference_spec()] + space.sample(2, seed=5)
     (root / "models").mkdir(parents=True)
@@ -43,10 +43,10 @@ def _write_bundle(root):
         (root / "models" / "{}.onnx".format(sha)).write_bytes(data)
         refs.append(ModelRef(item_id=spec.id, model_sha256=sha, model_path="models/{}.onnx".format(sha)))
     manifest = Manifest(agent_version="0.1.0", bundle_id="b1", created_utc="2026-01-01T00:00:00Z",
-                        fingerprint={"device_key": "testbox"}, settings=SETTINGS, protocol=ProtocolConfig())
+                        fingerprint={"device_key": "testbox"}, settings=settings, protocol=ProtocolConfig())
     (root / "manifest.json").write_text(manifest.model_dump_json())
-    records = [_record(0, "reference", refs[0], specs[0], None, 1.0)]
-    records += [_record(i, "subnet", refs[i], specs[i], refs[0], 0.5 * i) for i in (1, 2)]
+    records = [_record(0, "reference", refs[0], specs[0], None, 1.0, settings)]
+    records += [_record(i, "subnet", refs[i], specs[i], refs[0], 0.5 * i, settings) for i in (1, 2)]
     (root / "measurements.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in records))
     return root
 
@@ -94,6 +94,19 @@ def test_ingest_dir_then_archive_is_idempotent(packed, tmp_path, capsys):
     listed = json.loads(out)
     assert [(d["device"], d["rows"], d["valid"]) for d in listed] == [(DEVICE, 3, 3)]
     assert listed[0]["reference_ms"] == pytest.approx(1.000002)
+
+
+def test_mnn_precision_and_winograd_level_name_the_device(tmp_path, capsys):
+    """MNN's Winograd memory level changes which conv kernels run: bundles measured at two levels are two devices."""
+    levels = set()
+    for level in (None, 1):
+        settings = RunSettings(runtime="mnn", runtime_version="3.6.1", threads=1, mnn_precision="high",
+                               mnn_winograd_memory_level=level)
+        bundle = _write_bundle(tmp_path / "mnn-{}".format(level), settings)
+        ds = tmp_path / "ds-{}".format(level)
+        assert _run(["ingest", str(bundle), "--dataset", str(ds)], capsys)[0] == 0
+        levels |= {(r["device"], r["opt_level"]) for r in Dataset(ds).rows(columns=["device", "opt_level"])}
+    assert levels == {("testbox-mnn-1t-high", "high"), ("testbox-mnn-1t-high-winograd1", "high-winograd1")}
 
 
 def test_archive_with_device_name(packed, tmp_path, capsys):

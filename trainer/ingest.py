@@ -13,6 +13,7 @@ from edge_agent.bundle.schema import (
     MeasurementRecord,
     RunSettings,
 )
+from edge_agent.bundle.store import MODELS_DIR
 from edge_agent.errors import BundleError, InputError
 from trainer.archive import (
     SUMS_NAME,
@@ -81,7 +82,7 @@ def _ingest_dir(bundle_dir: Path, label: str, dataset: Dataset, device: Optional
     rows = _rows(read.records, manifest, device)
     rule_tables = load_tables(str(bundle_dir))
     for record in read.records:
-        model_file = bundle_dir / "models" / "{}.onnx".format(record.model.model_sha256)
+        model_file = bundle_dir / MODELS_DIR / "{}.onnx".format(record.model.model_sha256)
         if model_file.is_file():
             dataset.store_model(record.model.model_sha256, model_file)
     devices = sorted({row["device"] for row in rows})
@@ -94,7 +95,7 @@ def _ingest_dir(bundle_dir: Path, label: str, dataset: Dataset, device: Optional
 
 def _verify_models(bundle_dir: Path) -> None:
     """Models are stored under their sha256: a renamed or altered file is caught even without SHA256SUMS."""
-    models = bundle_dir / "models"
+    models = bundle_dir / MODELS_DIR
     for model_file in sorted(models.glob("*.onnx")) if models.is_dir() else []:
         if sha256_file(model_file) != model_file.stem:
             raise BundleError("{}: content does not match its sha256 name (tampered or corrupt)".format(model_file))
@@ -131,7 +132,7 @@ def _row(record: MeasurementRecord, manifest: Manifest, device: str,
         "item_id": record.item_id, "item_kind": record.item_kind, "model_sha256": record.model.model_sha256,
         "spec_json": json.dumps(record.spec, sort_keys=True) if record.spec is not None else None,
         "runtime": settings.runtime, "runtime_version": settings.runtime_version, "threads": settings.threads,
-        "opt_level": settings.ort_graph_optimization_level or settings.mnn_precision,
+        "opt_level": settings.level(),
         "status": record.status, "valid": bool(record.valid and latency),
         "reference_item_id": reference_item, "reference_record_id": reference_record,
         "latency_ms": latency, "reference_latency_ms": reference_latency, "ratio": ratio, "cv": cv,

@@ -64,12 +64,14 @@ def cv_errors(kernel_type: str, configs: Sequence[Dict[str, object]], latencies:
     x, flops, nbytes = _design(kernel_type, configs)
     if use_sklearn is None:
         use_sklearn = _sklearn_available()
+    calls = regressor.group_calls(configs)
     if not use_sklearn:
-        errors = regressor.fit(x, y, flops, nbytes, seed)["oob"]
+        errors = regressor.fit(x, y, flops, nbytes, seed, calls)["oob"]
         return np.where(np.isfinite(errors), errors, np.inf)
     from sklearn.ensemble import RandomForestRegressor
 
-    residual = np.log(y) - np.log(regressor.roofline_ns(regressor.roofline(flops, nbytes, y), flops, nbytes))
+    roof = regressor.roofline(flops, nbytes, y, calls)
+    residual = np.log(y) - np.log(regressor.roofline_ns(roof, flops, nbytes, calls))
     forest = RandomForestRegressor(n_estimators=100, oob_score=True, random_state=seed, max_features=None,
                                    min_samples_leaf=regressor.MIN_LEAF)
     forest.fit(x, residual)

@@ -12,10 +12,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-KERNEL_TYPES = ("conv", "dwconv", "fc", "maxpool", "avgpool", "global_avgpool", "add", "concat", "act")
+KERNEL_TYPES = ("conv", "group_conv", "dwconv", "fc", "maxpool", "avgpool", "global_avgpool", "add", "concat", "act")
+CONV_TYPES = ("conv", "group_conv", "dwconv")
 ACTS = ("none", "relu", "relu6", "hswish")
 STANDALONE_ACTS = ("relu", "relu6", "hswish", "sigmoid", "hsigmoid")
 MIN_CH, MAX_CH = 8, 1024
+VECTOR_STEP = 8  # channel counts are drawn as multiples of this, the common vector width, unless drawn off it
 MAX_FLOPS = 1.2e9  # larger kernels take seconds each on a Pi and real edge models rarely have them
 REFERENCE_SPEC = {"kernel_type": "conv", "config": {"hw": 28, "cin": 64, "cout": 64, "kernel": 3, "stride": 1,
                                                       "act": "relu"}}
@@ -37,8 +39,15 @@ def load_prior() -> dict:
         return json.load(handle)
 
 
-def _round_ch(value: float) -> int:
-    return int(min(MAX_CH, max(MIN_CH, 8 * round(value / 8))))
+def _round_ch(value: float, step: int = VECTOR_STEP) -> int:
+    return int(min(MAX_CH, max(MIN_CH, step * round(value / step))))
+
+
+def _channel_step(rng: np.random.RandomState, prior: dict) -> int:
+    """What the drawn kernel's channel counts are rounded to: the vector width, or (prior's off_vector share) less,
+    where runtimes' vectorized kernels can fall to a slow path that no kernel on the vector width shows."""
+    off_vector = prior["off_vector"]
+    return int(off_vector["step"]) if rng.random_sample() < off_vector["share"] else VECTOR_STEP
 
 
 def _choice(rng: np.random.RandomState, weights: Dict[str, float]):
@@ -49,14 +58,15 @@ def _choice(rng: np.random.RandomState, weights: Dict[str, float]):
 
 def _geometry(kernel_type: str, rng, hw: int, cin: int, cout: int, prior: dict) -> Dict[str, object]:
     stride = 2 if rng.random_sample() < prior["stride2_share"] and hw >= 4 else 1
-    if kernel_type in ("conv", "dwconv"):
+    if kernel_type in CONV_TYPES:
         kernel = int(_choice(rng, prior["kernel_sizes"][kernel_type]))
         config = {"hw": hw, "cin": cin, "kernel": kernel, "stride": stride, "act": _choice(rng, prior["activations"])}
-        if kernel_type == "conv":
-            config["cout"] = cout
-            grouped = prior["grouped_conv"]
-            if kernel > 1 and rng.random_sample() < grouped["share"]:
-                config = _grouped(config, int(_choice(rng, grouped["group_width"])))
+        if kernel_type == "dwconv":
+            return config
+        config["cout"] = cout
+        grouped = prior["grouped_conv"]
+        if kernel_type == "group_conv" or (kernel > 1 and rng.random_sample() < grouped["share"]):
+            config = _grouped(config, int(_choice(rng, grouped["group_width"])))
         return config
     if kernel_type in ("maxpool", "avgpool"):
         kernel = int(_choice(rng, prior["kernel_sizes"][kernel_type]))
@@ -78,15 +88,18 @@ def sample_prior(kernel_type: str, rng: np.random.RandomState) -> Dict[str, obje
     scaled = prior["hw_scaled"][str(stage["hw"])]
     hw = stage["hw"] if rng.random_sample() < 0.4 else int(scaled[rng.randint(len(scaled))])
     widths = stage["channels"]
-    cin = _round_ch(widths[rng.randint(len(widths))] * rng.uniform(0.75, 1.25))
-    cout = _round_ch(widths[rng.randint(len(widths))] * rng.uniform(0.75, 1.25))
+    step = _channel_step(rng, prior)
+    cin = _round_ch(widths[rng.randint(len(widths))] * rng.uniform(0.75, 1.25), step)
+    cout = _round_ch(widths[rng.randint(len(widths))] * rng.uniform(0.75, 1.25), step)
     return _geometry(kernel_type, rng, hw, cin, cout, prior)
 
 
 def sample_uniform(kernel_type: str, rng: np.random.RandomState) -> Dict[str, object]:
     hw = int(rng.choice([2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 112]))
-    cin, cout = (_round_ch(np.exp(rng.uniform(np.log(MIN_CH), np.log(MAX_CH)))) for _ in range(2))
-    return _geometry(kernel_type, rng, hw, cin, cout, load_prior())
+    prior = load_prior()
+    step = _channel_step(rng, prior)
+    cin, cout = (_round_ch(np.exp(rng.uniform(np.log(MIN_CH), np.log(MAX_CH))), step) for _ in range(2))
+    return _geometry(kernel_type, rng, hw, cin, cout, prior)
 
 
 def _grouped(config: Dict[str, object], group_width: int) -> Dict[str, object]:
@@ -99,11 +112,12 @@ def _grouped(config: Dict[str, object], group_width: int) -> Dict[str, object]:
 
 def sample_near(config: Dict[str, object], rng: np.random.RandomState) -> Dict[str, object]:
     """nn-Meter's neighbourhood: channels scaled by [0.5, 1.2), everything else kept (a grouped conv keeps its
-    group width)."""
+    group width, and channels off the vector width stay off it: that is where the error was found)."""
     near = dict(config)
     for key in ("cin", "cout", "cin2"):
         if key in near:
-            near[key] = _round_ch(float(near[key]) * rng.uniform(0.5, 1.2))
+            step = VECTOR_STEP if int(near[key]) % VECTOR_STEP == 0 else int(load_prior()["off_vector"]["step"])
+            near[key] = _round_ch(float(near[key]) * rng.uniform(0.5, 1.2), step)
     if int(config.get("groups", 1)) > 1:
         near = _grouped(near, int(config["cin"]) // int(config["groups"]))
     return near
@@ -117,7 +131,7 @@ def cost(kernel_type: str, config: Dict[str, object]) -> Tuple[float, float]:
     hw, cin = float(config["hw"]), float(config["cin"])
     stride, kernel = float(config.get("stride", 1)), float(config.get("kernel", 1))
     out_hw = max(1.0, np.ceil(hw / stride))
-    if kernel_type in ("conv", "dwconv"):
+    if kernel_type in CONV_TYPES:
         cout = float(config.get("cout", cin))
         per_out = kernel * kernel * (1.0 if kernel_type == "dwconv" else cin / float(config.get("groups", 1)))
         params = cout * per_out
@@ -129,7 +143,7 @@ def cost(kernel_type: str, config: Dict[str, object]) -> Tuple[float, float]:
 
 
 def acceptable(kernel_type: str, config: Dict[str, object]) -> bool:
-    if kernel_type in ("conv", "dwconv", "maxpool", "avgpool") and config["hw"] < config.get("kernel", 1):
+    if kernel_type in CONV_TYPES + ("maxpool", "avgpool") and config["hw"] < config.get("kernel", 1):
         return False
     return cost(kernel_type, config)[0] <= MAX_FLOPS
 
