@@ -45,10 +45,9 @@ def _held_out(state, test, measure):
 
     x, flops, nbytes = _design("conv", state.configs + test)
     n = len(state.configs)
-    calls = regressor.group_calls(state.configs + test)
     model = regressor.fit(x[:n], np.asarray(state.latencies_ns), flops[:n], nbytes[:n],
-                          calls=None if calls is None else calls[:n])
-    predicted = regressor.predict(model, x[n:], flops[n:], nbytes[n:], None if calls is None else calls[n:])
+                          calls=regressor.group_calls(state.configs))
+    predicted = regressor.predict(model, x[n:], flops[n:], nbytes[n:], regressor.group_calls(test))
     error = np.abs(predicted / np.asarray(measure("conv", test)) - 1)
     return float(error.mean()), float((error <= 0.1).mean())
 

@@ -14,7 +14,6 @@ from edge_agent.stats import interleaved_ratio, summarize
 from lut.table import KernelLUT, KernelSample, fit_lut
 
 
-
 def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSample], float]:
     """(samples of every valid kernel record, the call overhead in ns) in reference-kernel-drift-free ns."""
     from edge_agent.kernelprof.space import OVERHEAD_SPEC

@@ -32,8 +32,8 @@ from lut.calibration import Calibration
 from lut.table import KernelLUT, KindModel
 
 LUT_FORMAT = "edge-latency-lut"
-# 7: a per-group roofline term for convs; 6: weight term in the calibration; 5: layout rules; 4: calibration as one object; 3: scale and per-kernel terms;
-# 2: tree forest; 1: ridge
+# 7: a per-group roofline term for convs; 6: weight term in the calibration; 5: layout rules; 4: calibration as one
+# object; 3: scale and per-kernel terms; 2: tree forest; 1: ridge
 LUT_FORMAT_VERSION = 7
 READABLE_VERSIONS = (5, 6, 7)
 

@@ -104,10 +104,10 @@ def _nonnegative_lstsq(x: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def roofline(flops, bytes_moved, latency_ns, calls: Optional[np.ndarray] = None) -> np.ndarray:
-    """[a, b, c] (and d with calls) >= 0 by least squares on relative error (rows divided by the latency, so a few large kernels do not
-    decide the fit for the small ones), dropping the most negative term until none is (a kernel never gets faster
-    with more work); refitted twice on the kernels it explains best. Units: ns, ns per MFLOP, ns per KB, ns per call
-    beyond the first."""
+    """[a, b, c] (and d with calls) >= 0 by least squares on relative error (rows divided by the latency, so a few
+    large kernels do not decide the fit for the small ones), dropping the most negative term until none is (a kernel
+    never gets faster with more work); refitted twice on the kernels it explains best. Units: ns, ns per MFLOP, ns per
+    KB, ns per call beyond the first."""
     latency_ns = np.asarray(latency_ns, dtype=np.float64)
     columns = [np.ones(len(latency_ns)), np.asarray(flops) / 1e6, np.asarray(bytes_moved) / 1e3]
     if calls is not None:
