@@ -17,6 +17,7 @@ from edge_agent.errors import InputError
 from edge_agent.measure.presets import PRESETS, protocol_from_options
 from edge_agent.measure.runner import Item, Session, utc_now
 from edge_agent.onnx_io import ModelInfo
+from edge_agent.runtimes.mnn import DEFAULT_WINOGRAD_MEMORY_LEVEL
 
 _OPTIONS = [
     runtime_option,
@@ -25,8 +26,10 @@ _OPTIONS = [
                  show_default=True, help="onnxruntime graph optimization level (part of the device definition)."),
     click.option("--precision", type=click.Choice(["high", "normal", "low"]), default="high", show_default=True,
                  help="MNN precision; high = fp32."),
-    click.option("--mnn-winograd-level", type=click.IntRange(0, 3), default=None,
-                 help="MNN's WINOGRAD_MEMORY_LEVEL session hint (0 = no Winograd ... 3); default: MNN's own."),
+    # Set always, so every record names the level it ran at: MNN's own default (RuntimeHint::winogradMemoryUsed, 3
+    # in MNN 3.x) could change with a version, and the level moves whole models by up to 2x (README)
+    click.option("--mnn-winograd-level", type=click.IntRange(0, 3), default=DEFAULT_WINOGRAD_MEMORY_LEVEL,
+                 show_default=True, help="MNN's WINOGRAD_MEMORY_LEVEL session hint (0 = no Winograd ... 3)."),
     click.option("--cpus", default=None, help="Pin the measuring process to these CPUs, e.g. 2,3."),
     click.option("--input-seed", type=int, default=0, show_default=True, help="Seed of the random input tensors."),
     click.option("--protocol", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True,

@@ -19,6 +19,7 @@ NAME = "mnn"
 PRECISIONS = ("high", "normal", "low")
 DEFAULT_PRECISION = "high"
 WINOGRAD_MEMORY_LEVEL_HINT = 3  # MNN::Interpreter::HintMode::WINOGRAD_MEMORY_LEVEL
+DEFAULT_WINOGRAD_MEMORY_LEVEL = 3  # MNN 3.x RuntimeHint::winogradMemoryUsed: the largest units its cost model likes
 
 _UNSUPPORTED = re.compile(r"(?:These Op Not Support|not supported)[^:]*:\s*(.+)", re.IGNORECASE)
 
