@@ -64,8 +64,8 @@ def test_mnn_winograd_level_is_part_of_the_settings_and_the_device(tmp_path, tin
 
     out = str(tmp_path / "bundle")
     large = tiny_models[2]
-    for level in ("1", "3"):
-        args = ("edge_agent", "bench", large, "--runtime", "mnn", "--mnn-winograd-level", level, "--out", out)
+    for level in (("--mnn-winograd-level", "1"), ()):  # unset: MNN's own default, recorded as the level it is
+        args = ("edge_agent", "bench", large, "--runtime", "mnn", *level, "--out", out)
         assert run_cli(*args, *FAST).returncode == 0
     assert run_cli("edge_agent", "bench", large, "--runtime", "mnn", "--mnn-winograd-level", "4", "--out", out,
                    *FAST).returncode != 0  # out of range: a clear usage error
