@@ -40,15 +40,7 @@ def _cost(region):
 
 
 def _held_out(state, test, measure):
-    from edge_agent.kernelprof import regressor
-    from edge_agent.kernelprof.sampler import _design
-
-    x, flops, nbytes = _design("conv", state.configs + test)
-    n = len(state.configs)
-    model = regressor.fit(x[:n], np.asarray(state.latencies_ns), flops[:n], nbytes[:n],
-                          calls=regressor.group_calls(state.configs))
-    predicted = regressor.predict(model, x[n:], flops[n:], nbytes[n:], regressor.group_calls(test))
-    error = np.abs(predicted / np.asarray(measure("conv", test)) - 1)
+    error = np.abs(state.predict(test) / np.asarray(measure("conv", test)) - 1)
     return float(error.mean()), float((error <= 0.1).mean())
 
 
@@ -190,7 +182,8 @@ def main() -> None:
     parser.add_argument("--kernel-space", default="cifar-supernet",
                         help="the space whose layers the kernel profile measures first ('' for none)")
     parser.add_argument("--mnn-winograd-level", type=int, choices=range(4), default=None,
-                        help="MNN's WINOGRAD_MEMORY_LEVEL session hint for every measurement (default: MNN's own)")
+                        help="MNN's WINOGRAD_MEMORY_LEVEL session hint for every measurement (default: the agent's, "
+                             "3, MNN's own)")
     # A 20-50 ms network gets one or two runs per 20 ms burst: with the quick protocol a second pass put only 70 % of
     # the zoo's ratios within 10 % of the first, with the default one 86 % (README), for 50 s more
     parser.add_argument("--zoo-protocol", default="default", help="measurement protocol of the zoo networks")

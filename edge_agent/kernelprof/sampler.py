@@ -46,6 +46,14 @@ class SamplingState:
     def keys(self) -> set:
         return {json.dumps(c, sort_keys=True) for c in self.configs}
 
+    def predict(self, configs: Sequence[Dict[str, object]]) -> np.ndarray:
+        """ns for other configs by the LUT's regressor fitted on the measured ones (held-out checks of a sampling)."""
+        x, flops, nbytes = _design(self.kernel_type, self.configs + list(configs))
+        n = len(self.configs)
+        model = regressor.fit(x[:n], np.asarray(self.latencies_ns), flops[:n], nbytes[:n],
+                              calls=regressor.group_calls(self.configs))
+        return regressor.predict(model, x[n:], flops[n:], nbytes[n:], regressor.group_calls(configs))
+
 
 def _design(kernel_type: str, configs: Sequence[Dict[str, object]]):
     """(features, FLOPs, bytes) of the configs."""
