@@ -243,9 +243,33 @@ def test_the_roofline_has_a_term_per_group():
     with_term = _held_out_share(configs, latency, names)
     assert with_term >= 0.95  # 1.0 here, and 0.72 without the term
     assert with_term > _held_out_share(configs, latency, names, per_group_term=False) + 0.15
-    model = regressor.fit(np.zeros((3, 1)), np.array([3e3, 5e3, 7e3]), [0, 0, 0], [0, 0, 0],
-                          calls=np.array([1.0, 2.0, 3.0]))
+    calls = np.arange(1.0, 6.0)
+    model = regressor.fit(np.zeros((5, 1)), 1e3 + 2e3 * calls, [0] * 5, [0] * 5, calls=calls)
     assert model["roofline"][3] == pytest.approx(2e3, rel=1e-6)  # ns per group beyond the first
+
+
+def test_one_grouped_kernel_does_not_set_the_per_group_term():
+    """A lone grouped conv past a cache cliff once gave the term its whole step (354 µs per group), and every grouped
+    conv was predicted up to 380x its cost."""
+    from edge_agent.kernelprof import regressor
+
+    rng = np.random.RandomState(0)
+    flops = rng.uniform(1e5, 1e8, 30)
+    latency = 5e3 + flops / 20
+    calls = np.ones(30)
+    calls[0], latency[0] = 16, latency[0] * 2.5
+    x = np.log1p(flops)[:, None]
+    model = regressor.fit(x, latency, flops, np.zeros(30), calls=calls)
+    assert len(model["roofline"]) == 3
+    others = regressor.predict(model, x[1:], flops[1:], np.zeros(29), np.full(29, 16.0))
+    assert np.max(np.abs(others / latency[1:] - 1)) < 0.5
+
+
+def test_adaptive_sampling_spends_its_budget_when_nothing_is_over_the_threshold():
+    """It used to stop there, and so compared with random sampling at a quarter of random's budget."""
+    state = run_sampling("conv", _synthetic, budget=60, initial=20, batch=10, seed=3, use_sklearn=False,
+                         target_accuracy=1.01)
+    assert len(state.configs) == 60 and state.rounds[0].accuracy == 1.0
 
 
 def test_the_regressor_learns_a_cliff_off_the_vector_width():

@@ -21,6 +21,9 @@ MAX_DEPTH = 8
 MIN_LEAF = 2
 MAX_ALIGNMENT = 64
 TRIM_QUANTILE = 0.6  # the roofline is refitted on the kernels it explains best, so steps do not bend it
+# The per-call term is fitted only from this many grouped configs: from one, it took all of that kernel's own step
+# (354 µs per group from a single 16-group conv past a cache cliff), and every grouped conv came out up to 380x high.
+MIN_GROUPED_FOR_CALLS = 4
 
 
 def feature_names(configs: Sequence[Dict[str, object]]) -> List[str]:
@@ -107,10 +110,10 @@ def roofline(flops, bytes_moved, latency_ns, calls: Optional[np.ndarray] = None)
     """[a, b, c] (and d with calls) >= 0 by least squares on relative error (rows divided by the latency, so a few
     large kernels do not decide the fit for the small ones), dropping the most negative term until none is (a kernel
     never gets faster with more work); refitted twice on the kernels it explains best. Units: ns, ns per MFLOP, ns per
-    KB, ns per call beyond the first."""
+    KB, ns per call beyond the first; [a, b, c] alone when fewer than MIN_GROUPED_FOR_CALLS kernels make several calls."""
     latency_ns = np.asarray(latency_ns, dtype=np.float64)
     columns = [np.ones(len(latency_ns)), np.asarray(flops) / 1e6, np.asarray(bytes_moved) / 1e3]
-    if calls is not None:
+    if calls is not None and int(np.sum(np.asarray(calls) > 1)) >= MIN_GROUPED_FOR_CALLS:
         columns.append(np.asarray(calls, dtype=np.float64) - 1)
     x = np.stack(columns, axis=1)
     x = x / latency_ns[:, None]
