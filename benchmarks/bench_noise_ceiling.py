@@ -3,6 +3,7 @@ report how often a second pass agrees with the first within ±10 % / ±5 % — a
 A predictor scored against these measurements cannot be expected to beat this share.
 
   python benchmarks/bench_noise_ceiling.py runs/this-cpu/bundle [--count 30] [-- extra profile args]
+  python benchmarks/bench_noise_ceiling.py FIRST --second SECOND  (two passes already measured, e.g. hours apart)
 """
 
 import argparse
@@ -40,14 +41,8 @@ def _model_file(bundle: str, sha: str) -> str:
     raise SystemExit("error: {} keeps no model {}".format(bundle, sha))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bundle")
-    parser.add_argument("--count", type=int, default=30)
-    args, extra = parser.parse_known_args()  # the rest goes to `edge-agent profile` (argparse refuses "-- --flag")
-    args.extra = [a for a in extra if a != "--"]
-    first, reference_sha = _first_pass(args.bundle)
-    chosen = sorted(first)[:args.count]
+def _measure_again(args, chosen, reference_sha: str):
+    """A second pass of the chosen items, as `edge-agent profile --models` with the same reference."""
     with tempfile.TemporaryDirectory() as workdir:
         models = os.path.join(workdir, "models")
         os.makedirs(models)
@@ -58,9 +53,21 @@ def main() -> None:
         out = os.path.join(workdir, "again")
         subprocess.run([sys.executable, "-m", "edge_agent", "profile", "--out", out, "--models", models,
                         "--reference", reference] + args.extra, check=False, capture_output=True)
-        second, _ = _first_pass(out)
+        return _first_pass(out)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle")
+    parser.add_argument("--count", type=int, default=30)
+    parser.add_argument("--second", help="a bundle of the same items measured later: compare, measure nothing")
+    args, extra = parser.parse_known_args()  # the rest goes to `edge-agent profile` (argparse refuses "-- --flag")
+    args.extra = [a for a in extra if a != "--"]
+    first, reference_sha = _first_pass(args.bundle)
+    chosen = sorted(first)[:args.count]
+    second = _first_pass(args.second)[0] if args.second else _measure_again(args, chosen, reference_sha)
     both = [sha for sha in chosen if sha in second]
-    print("| measurement, second pass vs first ({} subnets) | within ±10 % | within ±5 % | median error |".format(
+    print("| measurement, second pass vs first ({} items) | within ±10 % | within ±5 % | median error |".format(
         len(both)))
     print("| --- | --- | --- | --- |")
     for label, index in (("absolute median", 0), ("interleaved ratio", 1)):
