@@ -148,3 +148,16 @@ def test_a_hot_board_waits_on_temperature_then_marks_the_item_invalid(tmp_path, 
     record = read_records(out).records[0]
     assert record.status == "invalid"
     assert any("to cool to" in reason for reason in record.reasons)
+
+
+def test_session_per_window_opens_a_session_per_window_and_records_it(tmp_path, tiny_models):
+    records = []
+    for name, extra in (("fresh", ("--session-per-window",)), ("plain", ())):
+        out = str(tmp_path / name)
+        args = ("edge_agent", "bench", tiny_models[2], "--runtime", "mnn", "--windows", "3", *extra, "--out", out)
+        assert run_cli(*args, *FAST).returncode == 0
+        records += read_records(out).records
+    fresh, plain = records
+    assert fresh.protocol.session_per_window and not plain.protocol.session_per_window
+    assert len(fresh.window_load_ns) == 2 and all(ns > 0 for ns in fresh.window_load_ns)
+    assert plain.window_load_ns is None and len(fresh.samples_ns) == 3

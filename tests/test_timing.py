@@ -50,3 +50,20 @@ def test_without_a_reference_the_item_runs_back_to_back_with_nothing_untimed():
     timings = measure(lambda: log.append("item"), None, BURSTS)
     assert timings.reference_samples_ns is None
     assert sum(map(len, timings.samples_ns)) == len(log) - timings.warmup_runs
+
+
+def test_a_session_per_window_reopens_the_item_for_every_later_window():
+    protocol = BURSTS.model_copy(update={"windows": 3, "session_per_window": True})
+    log, opened = [], []
+
+    def reopen():
+        name = "item{}".format(len(opened) + 1)
+        opened.append(name)
+        return (lambda: log.append(name)), 1000 + len(opened)
+
+    timings = measure(lambda: log.append("item0"), lambda: log.append("ref"), protocol, reopen)
+    assert opened == ["item1", "item2"] and timings.window_load_ns == [1001, 1002]
+    items = [name for name in log if name != "ref"]
+    assert items == sorted(items)  # each session runs only in its own window, none after the next one opened
+    assert all("item{}".format(i) in items for i in range(3)) and len(timings.samples_ns) == 3
+    assert measure(lambda: None, None, BURSTS, reopen).window_load_ns is None and len(opened) == 2  # flag off

@@ -87,6 +87,10 @@ class ProtocolConfig(BaseModel):
     burst_min_runs: int = 1
     burst_min_time_ns: int = 0
     burst_warmup_runs: int = 0
+    # Every window after the first in a session opened for it. MNN at Winograd level 3 plans its kernels per session
+    # (one cifar subnet: 1.17-1.56 ms over five sessions, 1.47-1.53 at level 1), so one session is one draw; with
+    # this the windows span draws, and draws that disagree fail the window check instead of passing as one number.
+    session_per_window: bool = False
 
 
 class ModelRef(BaseModel):
@@ -115,6 +119,7 @@ class MeasurementRecord(BaseModel):
     attempt: int = 1
     load_ns: Optional[int] = None
     first_inference_ns: Optional[int] = None
+    window_load_ns: Optional[List[int]] = None  # session_per_window: the load time of each later window's session
     warmup_runs: Optional[int] = None
     samples_ns: List[List[int]] = Field(default_factory=list)  # one list per window
     reference_load_ns: Optional[int] = None

@@ -38,6 +38,9 @@ _OPTIONS = [
     click.option("--min-time", type=float, default=None, help="Override: minimum measured seconds per item."),
     click.option("--windows", type=click.IntRange(1, 100), default=None, help="Override: number of windows."),
     click.option("--cv-threshold", type=float, default=None, help="Override: robust CV above which an item is invalid."),
+    click.option("--session-per-window", is_flag=True, default=False,
+                 help="Open a fresh runtime session for every window, for runtimes that plan kernels per session "
+                      "(MNN at Winograd level 3): draws that disagree make the item invalid."),
     click.option("--retries", type=click.IntRange(0, 10), default=None, help="Override: retries of an invalid item."),
     click.option("--timeout", type=float, default=None, help="Override: seconds before a hung item is killed."),
     click.option("--cooldown-mc", type=int, default=None,
@@ -94,6 +97,7 @@ def protocol_config(options: dict) -> ProtocolConfig:
         "min_time_ns": _ns(options.get("min_time")),
         "windows": options.get("windows"),
         "cv_threshold": options.get("cv_threshold"),
+        "session_per_window": options.get("session_per_window") or None,  # unset: the preset's
         "max_retries": options.get("retries"),
         "timeout_s": options.get("timeout"),
         "cooldown_target_mc": options.get("cooldown_mc"),

@@ -26,6 +26,7 @@ class JobResult(BaseModel):
     error: Optional[str] = None
     load_ns: Optional[int] = None
     first_inference_ns: Optional[int] = None
+    window_load_ns: Optional[List[int]] = None
     samples_ns: List[List[int]] = []
     reference_load_ns: Optional[int] = None
     reference_first_inference_ns: Optional[int] = None

@@ -5,7 +5,7 @@ back to back, as a runtime's own benchmark tool would time it."""
 
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from edge_agent.bundle.schema import ProtocolConfig
 
@@ -15,6 +15,7 @@ class Timings:
     samples_ns: List[List[int]]
     reference_samples_ns: Optional[List[List[int]]]
     warmup_runs: int
+    window_load_ns: Optional[List[int]] = None
 
 
 def time_once(run: Callable[[], None]) -> int:
@@ -65,17 +66,28 @@ def burst(run: Callable[[], None], protocol: ProtocolConfig) -> List[int]:
     return samples
 
 
-def measure(item: Callable[[], None], reference: Optional[Callable[[], None]], protocol: ProtocolConfig) -> Timings:
+Run = Callable[[], None]
+
+
+def measure(item: Run, reference: Optional[Run], protocol: ProtocolConfig,
+            reopen: Optional[Callable[[], Tuple[Run, int]]] = None) -> Timings:
+    """With protocol.session_per_window, `reopen` opens a fresh session of the item (its run and load ns) for every
+    window after the first, warmed up as the first one was."""
     runs = [item] if reference is None else [item, reference]
     warmup_runs = warm_up(runs, protocol)
+    window_load_ns: Optional[List[int]] = [] if protocol.session_per_window and reopen is not None else None
     windows = max(1, protocol.windows)
     per_window_runs = -(-protocol.min_runs // windows)
     per_window_time_ns = protocol.min_time_ns // windows
     per_window_max = max(per_window_runs, protocol.max_runs // windows)
     samples, reference_samples = [], []
-    for _ in range(windows):
+    for index in range(windows):
+        if window_load_ns is not None and index > 0:
+            item, load_ns = reopen()
+            window_load_ns.append(load_ns)
+            warmup_runs += warm_up([item] if reference is None else [item, reference], protocol)
         window, reference_window = measure_window(item, reference, per_window_runs, per_window_time_ns,
                                                   per_window_max, protocol)
         samples.append(window)
         reference_samples.append(reference_window)
-    return Timings(samples, reference_samples if reference is not None else None, warmup_runs)
+    return Timings(samples, reference_samples if reference is not None else None, warmup_runs, window_load_ns)
