@@ -7,6 +7,8 @@ weight sizes, and, for comparison, on the subnets alone. Prints markdown tables.
 
   .venv/bin/python benchmarks/bench_lut.py synthetic
   .venv/bin/python benchmarks/bench_lut.py device --runtime ort --work /tmp/lut-ort [--kernel-samples 40 --subnets 40]
+  .venv/bin/python benchmarks/bench_lut.py device --work /tmp/lut-ort --score-only --kernel-fraction 0.5 [--seed 1]
+  .venv/bin/python benchmarks/bench_lut.py regressor --work /tmp/lut-ort   (held-out error of the kernel regressor)
 """
 
 import argparse
@@ -133,7 +135,7 @@ def device(args) -> None:
                                 "--out", cb, *common)
         minutes["zoo"] = _cli("profile", "--models", zdir, "--reference", ref, "--out", zb, *device_options,
                               "--protocol", args.zoo_protocol)
-    table = lut_from_bundles([kb])
+    table = lut_from_bundles([kb]) if args.kernel_fraction >= 1 else _thinned_lut(kb, args)
     if args.without_layout:
         table.layout = None  # the kernel sum as measured alone, to see what the layout model changes
     subnets = _measured(sb, sb)
@@ -147,6 +149,76 @@ def device(args) -> None:
     print("\nLUT: {} exact entries, kinds with a regressor: {}; calibration {}".format(
         len(table.exact), ", ".join(sorted(table.kinds)), table.calibration))
     print("profiling minutes: " + ", ".join("{} {:.1f}".format(k, v) for k, v in minutes.items()))
+
+
+def _seeded_and_samples(kb: str, kernel_space: str):
+    """The bundle's kernel samples (lut.build), the call overhead, the rule table, and per sample whether it is one of
+    the --kernel-space layers the profile measured first (seed 0, as the benchmark profiles)."""
+    import json
+
+    from edge_agent.bundle.schema import DEVICE_SETTING_KEYS, KIND_KERNEL
+    from edge_agent.bundle.store import read_records
+    from edge_agent.kernelprof.command import space_layers
+    from lut.build import kernel_samples, rule_table_for
+
+    records = [r for r in read_records(kb).records if r.item_kind == KIND_KERNEL]
+    settings = {key: getattr(records[0].settings, key) for key in DEVICE_SETTING_KEYS}
+    samples, overhead_ns = kernel_samples(records)
+    layers = {(t, json.dumps(c, sort_keys=True)) for t, cs in space_layers(kernel_space, 0).items() for c in cs}
+    seeded = np.array([(s.kernel_type, json.dumps(s.config, sort_keys=True)) in layers for s in samples])
+    return samples, overhead_ns, rule_table_for([kb], settings), settings, seeded
+
+
+def _thinned_lut(kb: str, args):
+    """The LUT from the --kernel-space layers and a random --kernel-fraction of the other kernels: what fewer
+    kernels cost the scores, measured on one run's bundles (no drift between runs in it)."""
+    from lut.table import fit_lut
+
+    samples, overhead_ns, rules, settings, seeded = _seeded_and_samples(kb, args.kernel_space)
+    keep = seeded | (np.random.RandomState(args.seed).rand(len(samples)) < args.kernel_fraction)
+    print("kernels: the {} space layers and {} of the other {}".format(
+        int(seeded.sum()), int((keep & ~seeded).sum()), int((~seeded).sum())))
+    return fit_lut([s for s, k in zip(samples, keep) if k], rules.absorbed(), settings, overhead_ns, rules.layout)
+
+
+def regressor_error(args) -> None:
+    """Per kernel kind, 5-fold held-out error of the LUT's regressor on the kernels that are not --kernel-space
+    layers (the configs a network outside the space brings), trained on the rest, and with a quarter, a half and
+    three quarters of the training kernels: does measuring more kernels still pay?"""
+    from edge_agent.kernelprof import regressor
+    from lut.table import standalone_kernels
+
+    samples, overhead_ns, rules, _, seeded = _seeded_and_samples(os.path.join(args.work, "kernels"), args.kernel_space)
+    print("| kind | kernels (not space layers) | training share | within ±10 % | median error |")
+    print("|---|---|---|---|---|")
+    for kind in args.kinds.split(","):
+        pooled = {}  # a config measured more than once is one point, as in the LUT, and never on both sides
+        for sample, layer in zip(samples, seeded):
+            for kernel, ns in zip(*standalone_kernels([sample] if sample.kernel_type == kind else [],
+                                                      rules.absorbed(), overhead_ns)):
+                entry = pooled.setdefault(kernel.key(), [kernel, [], False])
+                entry[1].append(ns)
+                entry[2] = entry[2] or layer
+        kernels = [k for k, _, _ in pooled.values()]
+        layers = np.array([layer for _, _, layer in pooled.values()], dtype=bool)
+        configs = [k.config for k in kernels]
+        names = regressor.feature_names(configs)
+        x = np.stack([regressor.features(k.config, k.flops, k.bytes_moved, names) for k in kernels])
+        flops, nbytes = np.array([k.flops for k in kernels]), np.array([k.bytes_moved for k in kernels])
+        calls, y = regressor.group_calls(configs), np.array([np.median(ns) for _, ns, _ in pooled.values()])
+        rng = np.random.RandomState(args.seed)
+        folds = np.array_split(rng.permutation(np.where(~layers)[0]), 5)
+        for share in (0.25, 0.5, 0.75, 1.0):
+            errors = []
+            for fold in folds:
+                train = rng.permutation(np.setdiff1d(np.arange(len(y)), fold))[:int(share * (len(y) - len(fold)))]
+                model = regressor.fit(x[train], y[train], flops[train], nbytes[train],
+                                      calls=None if calls is None else calls[train])
+                predicted = regressor.predict(model, x[fold], flops[fold], nbytes[fold],
+                                              None if calls is None else calls[fold])
+                errors += list(np.abs(predicted / y[fold] - 1))
+            print("| {} | {} | {:.0%} | {:.1%} | {:.1%} |".format(kind, sum(len(f) for f in folds), share,
+                                                                   np.mean(np.array(errors) <= 0.1), np.median(errors)))
 
 
 def _score(table, train, sets) -> None:
@@ -170,7 +242,7 @@ def _score(table, train, sets) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("synthetic", "device"))
+    parser.add_argument("what", choices=("synthetic", "device", "regressor"))
     parser.add_argument("--runtime", choices=("ort", "mnn"), default="ort")
     parser.add_argument("--work", default="/tmp/bench-lut")
     parser.add_argument("--kernel-samples", type=int, default=60)
@@ -189,8 +261,13 @@ def main() -> None:
     parser.add_argument("--zoo-protocol", default="default", help="measurement protocol of the zoo networks")
     parser.add_argument("--score-only", action="store_true", help="score the bundles already under --work")
     parser.add_argument("--without-layout", action="store_true", help="score without the layout conversions")
+    parser.add_argument("--kernel-fraction", type=float, default=1.0,
+                        help="score with the --kernel-space layers and this random share of the other kernels")
+    parser.add_argument("--seed", type=int, default=0, help="of --kernel-fraction's draw and the regressor's folds")
+    parser.add_argument("--kinds", default="conv,dwconv", help="kernel kinds of `regressor`")
     args = parser.parse_args()
-    synthetic() if args.what == "synthetic" else device(args)
+    {"synthetic": lambda: synthetic(), "device": lambda: device(args), "regressor": lambda: regressor_error(args)}[
+        args.what]()
 
 
 if __name__ == "__main__":

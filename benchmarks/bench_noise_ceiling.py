@@ -33,8 +33,8 @@ def _agreement(a, b):
 
 
 def _model_file(bundle: str, sha: str) -> str:
-    """Models given to `profile --models` are kept in the bundle's models/; space subnets in its .cache/."""
-    for folder in (MODELS_DIR, os.path.join(CACHE_DIR, "models")):
+    """Models given to `profile --models` are kept in the bundle's models/; space subnets and kernels in its .cache/."""
+    for folder in (MODELS_DIR, os.path.join(CACHE_DIR, "models"), os.path.join(CACHE_DIR, "kernels")):
         path = os.path.join(bundle, folder, sha + ".onnx")
         if os.path.exists(path):
             return path

@@ -106,7 +106,8 @@ def fit_lut(samples: Sequence[KernelSample], absorbed: Pairs, settings: Dict[str
     """Samples of the same config are pooled by median; kernel latencies have the call overhead taken off."""
     table = KernelLUT(settings=dict(settings), absorbed=frozenset(absorbed), call_overhead_ns=call_overhead_ns,
                       calibration=Calibration(model_overhead_ns=call_overhead_ns), layout=layout)
-    kernels, latencies = _kernels_of(samples, absorbed, call_overhead_ns, table)
+    kernels, latencies = standalone_kernels(samples, absorbed, call_overhead_ns)
+    table.skipped = len(samples) - len(kernels)
     by_key: Dict[str, List[int]] = {}
     for index, kernel in enumerate(kernels):
         by_key.setdefault(kernel.key(), []).append(index)
@@ -122,14 +123,15 @@ def fit_lut(samples: Sequence[KernelSample], absorbed: Pairs, settings: Dict[str
     return table
 
 
-def _kernels_of(samples: Sequence[KernelSample], absorbed: Pairs, call_overhead_ns: float, table: KernelLUT):
+def standalone_kernels(samples: Sequence[KernelSample], absorbed: Pairs, call_overhead_ns: float
+                       ) -> Tuple[List[Kernel], List[float]]:
+    """The samples that are one kernel under these rules, and their latencies with the call overhead taken off."""
     from kernels.single import build_kernel_model
 
     kernels, latencies = [], []
     for sample in samples:
         parts = partition(build_kernel_model(sample.kernel_type, sample.config), absorbed)
         if len(parts) != 1:
-            table.skipped += 1
             continue
         kernels.append(parts[0])
         latencies.append(max(sample.latency_ns - call_overhead_ns, MIN_KERNEL_NS))
