@@ -104,7 +104,7 @@ def _profile_kernels(bundle: Path, minutes: float, device_options: Sequence[str]
         _agent(["profile", "--kernels", "--kernel-space", SPACE, "--kernel-types", KERNEL_TYPES,
                 "--kernel-samples", str(KERNEL_SAMPLES_PER_TYPE),
                 "--budget", str(minutes), "--seed", str(seed)] + common)
-        if valid_kernel_records(bundle):
+        if _valid_kernel_records(bundle):
             _agent(["detect-fusion"] + common)
             return True
         if attempt < KERNEL_PASSES:
@@ -112,7 +112,7 @@ def _profile_kernels(bundle: Path, minutes: float, device_options: Sequence[str]
     return False
 
 
-def valid_kernel_records(bundle: Path) -> int:
+def _valid_kernel_records(bundle: Path) -> int:
     from edge_agent.bundle.schema import KIND_KERNEL
     from edge_agent.bundle.store import read_records
     from edge_agent.kernelprof.space import OVERHEAD_SPEC

@@ -9,6 +9,8 @@ from typing import Callable, List, Optional, Tuple
 
 from edge_agent.bundle.schema import ProtocolConfig
 
+Run = Callable[[], None]
+
 
 @dataclass
 class Timings:
@@ -64,9 +66,6 @@ def burst(run: Callable[[], None], protocol: ProtocolConfig) -> List[int]:
         if len(samples) >= protocol.max_runs:
             break
     return samples
-
-
-Run = Callable[[], None]
 
 
 def measure(item: Run, reference: Optional[Run], protocol: ProtocolConfig,
