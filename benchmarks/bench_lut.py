@@ -151,22 +151,18 @@ def device(args) -> None:
     print("profiling minutes: " + ", ".join("{} {:.1f}".format(k, v) for k, v in minutes.items()))
 
 
-def _seeded_and_samples(kb: str, kernel_space: str):
-    """The bundle's kernel samples (lut.build), the call overhead, the rule table, and per sample whether it is one of
-    the --kernel-space layers the profile measured first (seed 0, as the benchmark profiles)."""
+def _inputs_and_layers(kb: str, kernel_space: str):
+    """What the LUT is fitted from (lut.build.lut_inputs), and per sample whether it is one of the --kernel-space
+    layers the profile measured first (seed 0, as the benchmark profiles)."""
     import json
 
-    from edge_agent.bundle.schema import DEVICE_SETTING_KEYS, KIND_KERNEL
-    from edge_agent.bundle.store import read_records
     from edge_agent.kernelprof.command import space_layers
-    from lut.build import kernel_samples, rule_table_for
+    from lut.build import lut_inputs
 
-    records = [r for r in read_records(kb).records if r.item_kind == KIND_KERNEL]
-    settings = {key: getattr(records[0].settings, key) for key in DEVICE_SETTING_KEYS}
-    samples, overhead_ns = kernel_samples(records)
+    inputs = lut_inputs([kb])
     layers = {(t, json.dumps(c, sort_keys=True)) for t, cs in space_layers(kernel_space, 0).items() for c in cs}
-    seeded = np.array([(s.kernel_type, json.dumps(s.config, sort_keys=True)) in layers for s in samples])
-    return samples, overhead_ns, rule_table_for([kb], settings), settings, seeded
+    seeded = np.array([(s.kernel_type, json.dumps(s.config, sort_keys=True)) in layers for s in inputs.samples])
+    return inputs, seeded
 
 
 def _thinned_lut(kb: str, args):
@@ -174,11 +170,12 @@ def _thinned_lut(kb: str, args):
     kernels cost the scores, measured on one run's bundles (no drift between runs in it)."""
     from lut.table import fit_lut
 
-    samples, overhead_ns, rules, settings, seeded = _seeded_and_samples(kb, args.kernel_space)
-    keep = seeded | (np.random.RandomState(args.seed).rand(len(samples)) < args.kernel_fraction)
+    inputs, seeded = _inputs_and_layers(kb, args.kernel_space)
+    keep = seeded | (np.random.RandomState(args.seed).rand(len(inputs.samples)) < args.kernel_fraction)
     print("kernels: the {} space layers and {} of the other {}".format(
         int(seeded.sum()), int((keep & ~seeded).sum()), int((~seeded).sum())))
-    return fit_lut([s for s, k in zip(samples, keep) if k], rules.absorbed(), settings, overhead_ns, rules.layout)
+    return fit_lut([s for s, k in zip(inputs.samples, keep) if k], inputs.rules.absorbed(), inputs.settings,
+                   inputs.overhead_ns, inputs.rules.layout)
 
 
 def regressor_error(args) -> None:
@@ -188,14 +185,13 @@ def regressor_error(args) -> None:
     from edge_agent.kernelprof import regressor
     from lut.table import standalone_kernels
 
-    samples, overhead_ns, rules, _, seeded = _seeded_and_samples(os.path.join(args.work, "kernels"), args.kernel_space)
+    inputs, seeded = _inputs_and_layers(os.path.join(args.work, "kernels"), args.kernel_space)
     print("| kind | kernels (not space layers) | training share | within ±10 % | median error |")
     print("|---|---|---|---|---|")
     for kind in args.kinds.split(","):
         pooled = {}  # a config measured more than once is one point, as in the LUT, and never on both sides
-        for sample, layer in zip(samples, seeded):
-            for kernel, ns in zip(*standalone_kernels([sample] if sample.kernel_type == kind else [],
-                                                      rules.absorbed(), overhead_ns)):
+        for sample, layer in ((s, l) for s, l in zip(inputs.samples, seeded) if s.kernel_type == kind):
+            for kernel, ns in zip(*standalone_kernels([sample], inputs.rules.absorbed(), inputs.overhead_ns)):
                 entry = pooled.setdefault(kernel.key(), [kernel, [], False])
                 entry[1].append(ns)
                 entry[2] = entry[2] or layer
@@ -205,7 +201,7 @@ def regressor_error(args) -> None:
         names = regressor.feature_names(configs)
         x = np.stack([regressor.features(k.config, k.flops, k.bytes_moved, names) for k in kernels])
         flops, nbytes = np.array([k.flops for k in kernels]), np.array([k.bytes_moved for k in kernels])
-        calls, y = regressor.group_calls(configs), np.array([np.median(ns) for _, ns, _ in pooled.values()])
+        y = np.array([np.median(ns) for _, ns, _ in pooled.values()])
         rng = np.random.RandomState(args.seed)
         folds = np.array_split(rng.permutation(np.where(~layers)[0]), 5)
         for share in (0.25, 0.5, 0.75, 1.0):
@@ -213,9 +209,9 @@ def regressor_error(args) -> None:
             for fold in folds:
                 train = rng.permutation(np.setdiff1d(np.arange(len(y)), fold))[:int(share * (len(y) - len(fold)))]
                 model = regressor.fit(x[train], y[train], flops[train], nbytes[train],
-                                      calls=None if calls is None else calls[train])
+                                      calls=regressor.group_calls([configs[i] for i in train]))
                 predicted = regressor.predict(model, x[fold], flops[fold], nbytes[fold],
-                                              None if calls is None else calls[fold])
+                                              regressor.group_calls([configs[i] for i in fold]))
                 errors += list(np.abs(predicted / y[fold] - 1))
             print("| {} | {} | {:.0%} | {:.1%} | {:.1%} |".format(kind, sum(len(f) for f in folds), share,
                                                                    np.mean(np.array(errors) <= 0.1), np.median(errors)))
@@ -266,8 +262,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="of --kernel-fraction's draw and the regressor's folds")
     parser.add_argument("--kinds", default="conv,dwconv", help="kernel kinds of `regressor`")
     args = parser.parse_args()
-    {"synthetic": lambda: synthetic(), "device": lambda: device(args), "regressor": lambda: regressor_error(args)}[
-        args.what]()
+    if args.what == "synthetic":
+        synthetic()
+    elif args.what == "device":
+        device(args)
+    else:
+        regressor_error(args)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ Each kernel's latency is its interleaved ratio to the reference kernel times the
 all of the bundle's records: the drift over a long profiling session cancels out of the table.
 """
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
 from edge_agent.bundle.schema import DEVICE_SETTING_KEYS, KIND_KERNEL, MeasurementRecord
 from edge_agent.errors import InputError
+from edge_agent.fusion.rules import RuleTable, load_tables
 from edge_agent.stats import interleaved_ratio, summarize
 from lut.table import KernelLUT, KernelSample, fit_lut
 
@@ -37,8 +38,6 @@ def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSam
 
 def rule_table_for(bundle_dirs: Sequence[str], settings: Dict[str, object]):
     """The first fusion rule table (edge_agent.fusion.rules.RuleTable) measured under these settings, or None."""
-    from edge_agent.fusion.rules import load_tables
-
     for bundle_dir in bundle_dirs:
         for table in load_tables(bundle_dir):
             if all(getattr(table.settings, key) == settings.get(key) for key in DEVICE_SETTING_KEYS):
@@ -48,6 +47,20 @@ def rule_table_for(bundle_dirs: Sequence[str], settings: Dict[str, object]):
 
 def lut_from_bundles(bundle_dirs: Sequence[str]) -> KernelLUT:
     """The fusion rules and layout rules come from the bundles' rule table of the kernels' settings."""
+    inputs = lut_inputs(bundle_dirs)
+    return fit_lut(inputs.samples, inputs.rules.absorbed(), inputs.settings, inputs.overhead_ns, inputs.rules.layout)
+
+
+class LutInputs(NamedTuple):
+    samples: List[KernelSample]
+    overhead_ns: float
+    rules: RuleTable
+    settings: Dict[str, object]
+
+
+def lut_inputs(bundle_dirs: Sequence[str]) -> LutInputs:
+    """What a LUT is fitted from: the bundles' kernel samples and call overhead, and the rule table of their
+    settings (all kernel records of one device, and a table for it, or a one-line error)."""
     from edge_agent.bundle.store import read_records
 
     records = [r for d in bundle_dirs for r in read_records(d).records]
@@ -62,4 +75,4 @@ def lut_from_bundles(bundle_dirs: Sequence[str]) -> KernelLUT:
         raise InputError("no fusion rule table for {} in the bundles (run `edge-agent detect-fusion --out ...`)".format(
             " ".join("{}={}".format(k, v) for k, v in settings.items() if v is not None)))
     samples, overhead_ns = kernel_samples(kernels)
-    return fit_lut(samples, rules.absorbed(), settings, overhead_ns, rules.layout)
+    return LutInputs(samples, overhead_ns, rules, settings)
