@@ -8,6 +8,7 @@ weight sizes, and, for comparison, on the subnets alone. Prints markdown tables.
   .venv/bin/python benchmarks/bench_lut.py synthetic
   .venv/bin/python benchmarks/bench_lut.py device --runtime ort --work /tmp/lut-ort [--kernel-samples 40 --subnets 40]
   .venv/bin/python benchmarks/bench_lut.py device --work /tmp/lut-ort --score-only --kernel-fraction 0.5 [--seed 1]
+  .venv/bin/python benchmarks/bench_lut.py device --work /tmp/lut-ort --score-only --per-model
   .venv/bin/python benchmarks/bench_lut.py regressor --work /tmp/lut-ort   (held-out error of the kernel regressor)
 """
 
@@ -112,7 +113,7 @@ def device(args) -> None:
     from kernels import zoo
     from lut.build import lut_from_bundles
 
-    device_options = ["--runtime", args.runtime]
+    device_options = ["--runtime", args.runtime, "--opt-level", args.opt_level]
     if args.mnn_winograd_level is not None:
         device_options += ["--mnn-winograd-level", str(args.mnn_winograd_level)]
     common = device_options + QUICK
@@ -145,7 +146,7 @@ def device(args) -> None:
     for label, train in (("subnets + calib-cnn", subnets[::2] + _measured(cb, cb)),
                          ("subnets only", subnets[::2])):
         print("\ncalibrated on {} ({} models)".format(label, len(train)))
-        _score(table, train, sets)
+        _score(table, train, sets, args.per_model)
     print("\nLUT: {} exact entries, kinds with a regressor: {}; calibration {}".format(
         len(table.exact), ", ".join(sorted(table.kinds)), table.calibration))
     print("profiling minutes: " + ", ".join("{} {:.1f}".format(k, v) for k, v in minutes.items()))
@@ -217,7 +218,7 @@ def regressor_error(args) -> None:
                                                                    np.mean(np.array(errors) <= 0.1), np.median(errors)))
 
 
-def _score(table, train, sets) -> None:
+def _score(table, train, sets, per_model: bool = False) -> None:
     from kernels.analysis import model_flops
 
     table.fit_overhead([m for m, *_ in train], [ns for _, ns, *_ in train])
@@ -234,6 +235,9 @@ def _score(table, train, sets) -> None:
         print("| {} | {} | {:.1%} | {:.1%} | {:.1%} | {:.1%} |".format(
             label, len(rows), _share(lut, measured), _share(lin, measured), _share(lut / ref_lut, ratio),
             _share(lin / ref_lin, ratio)))
+        if per_model:
+            for row, *errors in sorted(zip(rows, measured / lut, ratio / (lut / ref_lut)), key=lambda t: t[0][-1]):
+                print("    {:32s} measured/predicted: ms {:.3f}, ratio {:.3f}".format(row[-1], *errors))
 
 
 def main() -> None:
@@ -249,6 +253,8 @@ def main() -> None:
     parser.add_argument("--hw", type=int, default=96)
     parser.add_argument("--kernel-space", default="cifar-supernet",
                         help="the space whose layers the kernel profile measures first ('' for none)")
+    parser.add_argument("--opt-level", choices=("disable", "basic", "extended", "all"), default="all",
+                        help="onnxruntime graph optimization level of every measurement ('extended': no NCHWc layout)")
     parser.add_argument("--mnn-winograd-level", type=int, choices=range(4), default=None,
                         help="MNN's WINOGRAD_MEMORY_LEVEL session hint for every measurement (default: the agent's, "
                              "3, MNN's own)")
@@ -260,6 +266,7 @@ def main() -> None:
     parser.add_argument("--kernel-fraction", type=float, default=1.0,
                         help="score with the --kernel-space layers and this random share of the other kernels")
     parser.add_argument("--seed", type=int, default=0, help="of --kernel-fraction's draw and the regressor's folds")
+    parser.add_argument("--per-model", action="store_true", help="also print each model's measured/predicted")
     parser.add_argument("--kinds", default="conv,dwconv", help="kernel kinds of `regressor`")
     args = parser.parse_args()
     if args.what == "synthetic":

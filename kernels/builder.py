@@ -220,7 +220,14 @@ class GraphBuilder:
         s = self.global_pool(x, "avg")
         s = self.conv(s, max(1, int(round(c * ratio))), kernel=1, bn=False, act="relu")
         s = self.conv(s, c, kernel=1, bn=False, act=gate)
-        return self.op("Mul", [x, s], self.shapes[x], prefix="se_scale")
+        return self.multiply(x, s, prefix="se_scale")
+
+    def multiply(self, x: str, factor: str, prefix: str = "mul") -> str:
+        """x times a factor of x's shape or one that broadcasts to it (one value per channel: SE's scale)."""
+        shape, other = self.shapes[x], self.shapes[factor]
+        if len(other) > len(shape) or any(o not in (1, s) for o, s in zip(other[::-1], shape[::-1])):
+            raise KernelsError("cannot multiply shape {} by {}".format(shape, other))
+        return self.op("Mul", [x, factor], shape, prefix=prefix)
 
 
 def _check_conv(cin: int, cout: int, kernel: int, stride: int, groups: int) -> None:

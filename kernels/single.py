@@ -2,7 +2,7 @@
 
 `build_kernel_model(kernel_type, config, seed=0, fold_bn=True)`; `KERNEL_TYPES[name]` lists the config fields each
 type needs (`required`) and those with defaults. `hw` is an int (square) or [h, w]. The graph inputs are named
-`input` (and `input2` for two-operand kernels: add, concat); read the shapes from `model.graph.input`.
+`input` (and `input2` for two-operand kernels: add, mul, concat); read the shapes from `model.graph.input`.
 """
 
 from dataclasses import dataclass, field
@@ -46,6 +46,14 @@ def _add(b: GraphBuilder, c: dict) -> str:
     return b.add(b.input, _second_input(b, c["cin"]), act=c["act"])
 
 
+def _mul(b: GraphBuilder, c: dict) -> str:
+    n, channels, h, w = b.shape(b.input)
+    shape = {"channel": (n, channels, 1, 1), "full": (n, channels, h, w)}.get(c["operand"])
+    if shape is None:
+        raise KernelsError("kernel mul: operand must be 'channel' or 'full', got {!r}".format(c["operand"]))
+    return b.multiply(b.input, b.add_input(shape, "input2"))
+
+
 def _concat(b: GraphBuilder, c: dict) -> str:
     return b.concat([b.input, _second_input(b, c.get("cin2") or c["cin"])])
 
@@ -59,6 +67,7 @@ _BUILDERS: Dict[str, Callable[[GraphBuilder, dict], str]] = {
     "global_avgpool": lambda b, c: b.global_pool(b.input, "avg"),
     "fc": lambda b, c: b.fc(b.input, c["cout"], act=c["act"]),
     "add": _add,
+    "mul": _mul,
     "concat": _concat,
     "channel_shuffle": lambda b, c: b.channel_shuffle(b.input, c["groups"]),
     "se": lambda b, c: b.squeeze_excite(b.input, ratio=c["ratio"], gate=c["gate"]),
@@ -79,6 +88,8 @@ KERNEL_TYPES: Dict[str, KernelType] = {k.name: k for k in (
     KernelType("global_avgpool", "GlobalAveragePool", ("hw", "cin")),
     KernelType("fc", "Gemm with bias (+activation) on a (1, cin) input", ("cin", "cout"), {"act": "none"}),
     KernelType("add", "elementwise Add of two inputs (+activation)", ("hw", "cin"), {"act": "none"}),
+    KernelType("mul", "Mul of two inputs: input2 has one value per channel (operand 'channel', squeeze-excite's scale) "
+               "or the input's shape ('full')", ("hw", "cin"), {"operand": "channel"}),
     KernelType("concat", "Concat of two inputs along channels (input2 has cin2 channels)", ("hw", "cin"),
                {"cin2": 0}),
     KernelType("channel_shuffle", "Reshape-Transpose-Reshape channel shuffle", ("hw", "cin", "groups")),

@@ -1,5 +1,5 @@
 """Fusion detection on the real runtimes: conv+bn+relu runs as one kernel on onnxruntime EXTENDED/ALL and on MNN,
-as three with onnxruntime's optimizations disabled; rule tables round-trip through the bundle."""
+as three with onnxruntime's optimizations disabled; the squeeze-excite gate fuses on onnxruntime only; rule tables round-trip through the bundle."""
 
 import json
 
@@ -42,6 +42,18 @@ def test_conv_bn_relu(runtime, level, fused):
     assert table.layout.is_blocked("conv", 32) is blocks
     assert [c.channels for c in table.layout.costs] == ([16, 16, 32, 32, 64] if blocks else [])
     assert all(c.chain_median_ns > 0 and 0 < c.single_ratio < 1.5 for c in table.layout.costs)
+
+
+@pytest.mark.parametrize("runtime,level,fused", [("ort", "extended", True), ("ort", "basic", False),
+                                                 ("mnn", None, False)])
+def test_the_squeeze_excite_gate(runtime, level, fused):
+    """onnxruntime runs Conv+HardSigmoid as one FusedConv from EXTENDED up; MNN's converter splits HardSigmoid
+    into a multiply, an add and a ReLU6 after the conv."""
+    table = detect_fusion(_settings(runtime, level), SHORT, [CASES_BY_NAME["conv+hsigmoid"]])
+    gate = table.rules[0]
+    assert gate.classes == ["conv", "hsigmoid"] and gate.evidence_fused is fused and gate.fused is fused
+    assert len(gate.evidence_kernels) == (1 if fused else 2 if runtime == "ort" else 4)
+    assert (("conv", "hsigmoid") in table.absorbed()) is fused
 
 
 def test_basic_level_folds_bn_only():

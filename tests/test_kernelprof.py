@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO, run_cli, valid_counts
 
 from edge_agent.bundle.store import MEASUREMENTS, read_records
+from edge_agent.errors import InputError
 from edge_agent.kernelprof.sampler import cv_errors, run_sampling
 from edge_agent.kernelprof.space import KERNEL_TYPES, acceptable, draw, load_prior, sample_near, sample_prior
 
@@ -36,6 +37,16 @@ def test_prior_is_data_with_sources_and_every_type_builds():
         for config in draw(kernel_type, 3, rng, sample_prior):
             assert acceptable(kernel_type, config)
             build_kernel_model(kernel_type, config)
+
+
+def test_kernel_types_default_to_every_profiled_type():
+    """The command line's default once listed the types by hand and left out one added later (mul)."""
+    from edge_agent.kernelprof.command import parse_kernel_types
+
+    assert list(parse_kernel_types(None)) == list(KERNEL_TYPES) and "mul" in KERNEL_TYPES
+    assert list(parse_kernel_types(" add,mul ")) == ["add", "mul"]
+    with pytest.raises(InputError, match="unknown nope"):
+        parse_kernel_types("add,nope")
 
 
 def test_grouped_convs_are_sampled_and_their_neighbours_stay_grouped():

@@ -56,6 +56,15 @@ def test_single_kernel_geometry():
     assert [i.op_type for i in dw] == ["Conv", "BatchNormalization", "Relu"] and dw[0].groups == 12
 
 
+def test_mul_kernel_scales_by_a_factor_per_channel_or_elementwise():
+    by_channel = build_kernel_model("mul", {"hw": 6, "cin": 40})
+    assert [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in by_channel.graph.input] == [
+        [1, 40, 6, 6], [1, 40, 1, 1]]
+    elementwise = build_kernel_model("mul", {"hw": 6, "cin": 40, "operand": "full"})
+    assert [d.dim_value for d in elementwise.graph.input[1].type.tensor_type.shape.dim] == [1, 40, 6, 6]
+    assert [n.op_type for n in by_channel.graph.node] == ["Mul"]
+
+
 @pytest.mark.parametrize("kernel_type,config,message", [
     ("nope", {}, "unknown kernel type"),
     ("conv", {"hw": 8, "cin": 8}, "missing"),
@@ -64,6 +73,7 @@ def test_single_kernel_geometry():
     ("maxpool", {"hw": 2, "cin": 4, "kernel": 3, "stride": 2}, "does not fit"),
     ("act", {"hw": 8, "cin": 8, "act": "swishy"}, "unknown activation"),
     ("channel_shuffle", {"hw": 8, "cin": 10, "groups": 4}, "groups"),
+    ("mul", {"hw": 8, "cin": 8, "operand": "row"}, "operand"),
 ])
 def test_bad_kernel_configs_raise_one_line_errors(kernel_type, config, message):
     with pytest.raises(KernelsError, match=message):

@@ -18,6 +18,7 @@ KERNEL_CONFIGS = {
     "global_avgpool": {"hw": 7, "cin": 32},
     "fc": {"cin": 64, "cout": 10, "act": "relu"},
     "add": {"hw": 8, "cin": 16, "act": "relu"},
+    "mul": {"hw": 8, "cin": 16},
     "concat": {"hw": 8, "cin": 16, "cin2": 8},
     "channel_shuffle": {"hw": 8, "cin": 16, "groups": 4},
     "se": {"hw": 8, "cin": 32, "gate": "hsigmoid"},

@@ -120,6 +120,32 @@ def test_format_refuses_other_versions(tmp_path):
         load_lut(str(path))
 
 
+def _mul_model(first, second, out_shape):
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in (("a", first), ("b", second))]
+    graph = helper.make_graph([helper.make_node("Mul", ["a", "b"], ["y"], name="mul")], "mul", inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_mul_is_keyed_on_its_output_and_the_form_of_its_factor():
+    """Squeeze-excite's per-channel scale is a kernel of its own (on onnxruntime several times an elementwise Mul of
+    that size), whichever operand comes first; the profiled kernel hits the LUT exactly."""
+    from kernels.single import build_kernel_model
+
+    full = [1, 96, 6, 6]
+    gate_first = partition(_mul_model([1, 96, 1, 1], full, full), frozenset())[0]
+    assert gate_first.config == {"hw": 6, "cin": 96, "act": "none", "operand": "channel"}
+    assert partition(_mul_model(full, full, full), frozenset())[0].config["operand"] == "full"
+    assert partition(_mul_model(full, [1], full), frozenset())[0].config["operand"] == "scalar"
+    profiled = KernelSample("mul", {"hw": 6, "cin": 96}, 5000.0)
+    elementwise = KernelSample("mul", {"hw": 6, "cin": 96, "operand": "full"}, 1500.0)
+    table = fit_lut([profiled, elementwise], frozenset(), {"runtime": "ort"})
+    assert table.predict_kernel(gate_first).source == EXACT
+    assert table.predict_kernel(gate_first).latency_ns == pytest.approx(5000.0)
+    assert table.predict_kernel(partition(build_kernel_model("mul", elementwise.config), frozenset())[0]
+                                ).latency_ns == pytest.approx(1500.0)
+
+
 def test_multi_output_model_partitions():
     model = onnx.load_from_string(_hand_built().SerializeToString())
     model.graph.output.append(helper.make_tensor_value_info("r1", TensorProto.FLOAT, [1, 8, 16, 16]))

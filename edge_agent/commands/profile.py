@@ -22,8 +22,8 @@ from edge_agent.errors import EXIT_INVALID, InputError
 @click.option("--budget", type=click.FloatRange(min=0.1), default=None,
               help="Stop cleanly after this many minutes (re-run to continue).")
 @click.option("--kernels", is_flag=True, help="Profile single kernels (adaptive sampling) for a kernel LUT instead.")
-@click.option("--kernel-types", default="conv,group_conv,dwconv,fc,maxpool,avgpool,global_avgpool,add,concat,act",
-              show_default=True, help="With --kernels: the kernel types to sample.")
+@click.option("--kernel-types", default=None,
+              help="With --kernels: the kernel types to sample, comma-separated (default: every profiled type).")
 @click.option("--kernel-samples", type=click.IntRange(5, 100000), default=60, show_default=True,
               help="With --kernels: measurements per kernel type at most (x4 for conv, x2 for dwconv).")
 @click.option("--kernel-space", default=None,

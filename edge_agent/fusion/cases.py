@@ -63,6 +63,8 @@ CASES: Tuple[FusionCase, ...] = (
     FusionCase("conv+relu6", "Conv then Clip(0, 6)", lambda b: [_conv(b, b.input, act="relu6")]),
     FusionCase("conv+hswish", "Conv then HardSwish", lambda b: [_conv(b, b.input, act="hswish")]),
     FusionCase("conv+sigmoid", "Conv then Sigmoid", lambda b: [_conv(b, b.input, act="sigmoid")]),
+    FusionCase("conv+hsigmoid", "Conv then HardSigmoid (the squeeze-excite gate of MobileNetV3 and GhostNet)",
+               lambda b: [_conv(b, b.input, act="hsigmoid")]),
     FusionCase("dwconv+bn+relu", "depthwise Conv, BatchNormalization, Relu",
                lambda b: [b.dwconv(b.input, kernel=3, bn=True, act="relu")]),
     FusionCase("dwconv+relu6", "depthwise Conv then Clip(0, 6)", lambda b: [b.dwconv(b.input, bn=False, act="relu6")]),

@@ -95,11 +95,27 @@ def kernel_config(kind: str, head, absorbed: List[str]) -> Dict[str, object]:
         return {"hw": hw, "cin": head.cin, "kernel": head.kernel_hw[0], "stride": head.stride[0]}
     if kind in ACTIVATION_CLASSES:
         return {"hw": hw, "cin": head.cin, "act": kind}
-    if kind in ("add", "mul"):
+    if kind == "add":
         return _with_extras({"hw": hw, "cin": head.cin, "act": act}, absorbed)
+    if kind == "mul":
+        return _with_extras(_mul_config(head, act), absorbed)
     if kind in _SPATIAL:
         return {"hw": hw, "cin": head.cin}
     return {"shape": [list(s) for s in head.in_shapes[:1]]}
+
+
+def _mul_config(head, act: str) -> Dict[str, object]:
+    """Keyed on the output (the factor may come first) and on the factor's form: on onnxruntime here squeeze-excite's
+    one value per channel (a broadcast loop per channel) took 576 channels of 3x3 ten times an elementwise Mul."""
+    from kernels.analysis import numel
+
+    out = head.out_shapes[0] if head.out_shapes else ()
+    sizes = [numel(shape) for shape in head.in_shapes]
+    if len(out) != 4 or len(sizes) != 2:
+        return {"shape": [list(s) for s in head.in_shapes], "act": act}
+    forms = {numel(out): "full", int(out[1]): "channel", 1: "scalar"}
+    hw = int(out[2]) if out[2] == out[3] else [int(out[2]), int(out[3])]
+    return {"hw": hw, "cin": int(out[1]), "act": act, "operand": forms.get(min(sizes), "other")}
 
 
 def _with_extras(config: Dict[str, object], absorbed: List[str]) -> Dict[str, object]:

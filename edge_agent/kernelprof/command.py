@@ -9,9 +9,12 @@ from edge_agent.errors import EXIT_INVALID, InputError
 SPACE_MODELS = 100  # subnets whose layers --kernel-space reads: past ~100 few new layer shapes appear
 
 
-def parse_kernel_types(value: str) -> Sequence[str]:
+def parse_kernel_types(value: Optional[str]) -> Sequence[str]:
+    """The named types, or every profiled type when none are named."""
     from edge_agent.kernelprof.space import KERNEL_TYPES
 
+    if value is None:
+        return KERNEL_TYPES
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in KERNEL_TYPES]
     if unknown or not names:
@@ -33,7 +36,7 @@ def space_layers(kernel_space: Optional[str], seed: int):
         raise InputError("--kernel-space: {}".format(error)) from error
 
 
-def run_kernel_profile(session, kernel_types: str, per_type: int, seed: int, budget_min: Optional[float],
+def run_kernel_profile(session, kernel_types: Optional[str], per_type: int, seed: int, budget_min: Optional[float],
                        seeded: Optional[Dict[str, List[Dict[str, object]]]] = None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 _NUMERIC = ("hw", "cin", "cout", "kernel", "stride", "groups")
-_CATEGORICAL = ("act", "with")
+_CATEGORICAL = ("act", "with", "operand")
 TREES = 24
 MAX_DEPTH = 8
 MIN_LEAF = 2

@@ -12,7 +12,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-KERNEL_TYPES = ("conv", "group_conv", "dwconv", "fc", "maxpool", "avgpool", "global_avgpool", "add", "concat", "act")
+KERNEL_TYPES = ("conv", "group_conv", "dwconv", "fc", "maxpool", "avgpool", "global_avgpool", "add", "mul", "concat",
+                "act")
 CONV_TYPES = ("conv", "group_conv", "dwconv")
 ACTS = ("none", "relu", "relu6", "hswish")
 STANDALONE_ACTS = ("relu", "relu6", "hswish", "sigmoid", "hsigmoid")
@@ -138,6 +139,8 @@ def cost(kernel_type: str, config: Dict[str, object]) -> Tuple[float, float]:
         return 2 * cout * out_hw ** 2 * per_out, 4 * (cin * hw ** 2 + cout * out_hw ** 2 + params)
     if kernel_type in ("maxpool", "avgpool"):
         return cin * out_hw ** 2 * kernel ** 2, 4 * (cin * hw ** 2 + cin * out_hw ** 2)
+    if kernel_type == "mul" and config.get("operand", "channel") == "channel":
+        return cin * hw ** 2, 4 * (2 * hw ** 2 + 1) * cin
     extra = float(config.get("cin2", 0))
     return cin * hw ** 2, 4 * (2 * cin + extra) * hw ** 2
 
