@@ -77,6 +77,20 @@ def _cli(*args) -> float:
     return (time.monotonic() - started) / 60
 
 
+NEEDED_FREE_BYTES = 4 * 2 ** 30  # a 160-per-type onnxruntime run wrote 3.2 GB (kernel, calib-cnn and zoo models)
+
+
+def _check_free_space(work: str) -> None:
+    """A run that fills the disk dies at its last step, the zoo, after most of an hour of profiling."""
+    import shutil
+
+    os.makedirs(work, exist_ok=True)
+    free = shutil.disk_usage(work).free
+    if free < NEEDED_FREE_BYTES:
+        raise SystemExit("bench_lut: {:.1f} GB free under {}, a run writes up to {:.0f} GB; free some space first".format(
+            free / 1e9, work, NEEDED_FREE_BYTES / 1e9))
+
+
 def _onnx_by_sha(*dirs):
     """Every .onnx below the folders, hidden ones included (space subnets live in a bundle's .cache/)."""
     found = {}
@@ -113,6 +127,8 @@ def device(args) -> None:
     from kernels import zoo
     from lut.build import lut_from_bundles
 
+    if not args.score_only:
+        _check_free_space(args.work)
     device_options = ["--runtime", args.runtime, "--opt-level", args.opt_level]
     if args.mnn_winograd_level is not None:
         device_options += ["--mnn-winograd-level", str(args.mnn_winograd_level)]
