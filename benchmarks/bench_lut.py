@@ -200,7 +200,7 @@ def regressor_error(args) -> None:
     layers (the configs a network outside the space brings), trained on the rest, and with a quarter, a half and
     three quarters of the training kernels: does measuring more kernels still pay?"""
     from edge_agent.kernelprof import regressor
-    from lut.table import standalone_kernels
+    from lut.table import kernel_design, standalone_kernels
 
     inputs, seeded = _inputs_and_layers(os.path.join(args.work, "kernels"), args.kernel_space)
     print("| kind | kernels (not space layers) | training share | within ±10 % | median error |")
@@ -215,9 +215,7 @@ def regressor_error(args) -> None:
         kernels = [k for k, _, _ in pooled.values()]
         layers = np.array([layer for _, _, layer in pooled.values()], dtype=bool)
         configs = [k.config for k in kernels]
-        names = regressor.feature_names(configs)
-        x = np.stack([regressor.features(k.config, k.flops, k.bytes_moved, names) for k in kernels])
-        flops, nbytes = np.array([k.flops for k in kernels]), np.array([k.bytes_moved for k in kernels])
+        _, x, flops, nbytes = kernel_design(kernels)
         y = np.array([np.median(ns) for _, ns, _ in pooled.values()])
         rng = np.random.RandomState(args.seed)
         folds = np.array_split(rng.permutation(np.where(~layers)[0]), 5)

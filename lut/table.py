@@ -139,8 +139,13 @@ def standalone_kernels(samples: Sequence[KernelSample], absorbed: Pairs, call_ov
 
 
 def _fit_kind(kernels: List[Kernel], latency_ns: np.ndarray) -> KindModel:
+    names, x, flops, bytes_moved = kernel_design(kernels)
+    arrays = regressor.fit(x, latency_ns, flops, bytes_moved, calls=regressor.group_calls([k.config for k in kernels]))
+    return KindModel(feature_names=names, arrays=arrays)
+
+
+def kernel_design(kernels: Sequence[Kernel]) -> Tuple[List[str], np.ndarray, np.ndarray, np.ndarray]:
+    """What a kind's regressor is fitted on: its feature names, one feature row per kernel, FLOPs and bytes moved."""
     names = regressor.feature_names([k.config for k in kernels])
     x = np.stack([regressor.features(k.config, k.flops, k.bytes_moved, names) for k in kernels])
-    arrays = regressor.fit(x, latency_ns, [k.flops for k in kernels], [k.bytes_moved for k in kernels],
-                           calls=regressor.group_calls([k.config for k in kernels]))
-    return KindModel(feature_names=names, arrays=arrays)
+    return names, x, np.array([k.flops for k in kernels]), np.array([k.bytes_moved for k in kernels])

@@ -83,7 +83,7 @@ def _absorbing_kernel(info, cls: str, owner: Dict[str, int], kernels: List[Kerne
 def kernel_config(kind: str, head, absorbed: List[str]) -> Dict[str, object]:
     """The head's geometry plus what it absorbed; field names follow kernels.single's configs."""
     act = next((c for c in absorbed if c in ACTIVATION_CLASSES), "none")
-    hw = int(head.in_hw[0]) if head.in_hw[0] == head.in_hw[1] else list(head.in_hw)
+    hw = _hw_key(*head.in_hw)
     if kind in ("conv", "dwconv"):
         config = {"hw": hw, "cin": head.cin, "kernel": head.kernel_hw[0], "stride": head.stride[0], "act": act}
         if kind == "conv":
@@ -114,8 +114,12 @@ def _mul_config(head, act: str) -> Dict[str, object]:
     if len(out) != 4 or len(sizes) != 2:
         return {"shape": [list(s) for s in head.in_shapes], "act": act}
     forms = {numel(out): "full", int(out[1]): "channel", 1: "scalar"}
-    hw = int(out[2]) if out[2] == out[3] else [int(out[2]), int(out[3])]
-    return {"hw": hw, "cin": int(out[1]), "act": act, "operand": forms.get(min(sizes), "other")}
+    return {"hw": _hw_key(out[2], out[3]), "cin": int(out[1]), "act": act, "operand": forms.get(min(sizes), "other")}
+
+
+def _hw_key(height: int, width: int):
+    """A square map's side, or [height, width] (kernels.single's `hw`)."""
+    return int(height) if height == width else [int(height), int(width)]
 
 
 def _with_extras(config: Dict[str, object], absorbed: List[str]) -> Dict[str, object]:

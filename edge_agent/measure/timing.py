@@ -20,13 +20,13 @@ class Timings:
     window_load_ns: Optional[List[int]] = None
 
 
-def time_once(run: Callable[[], None]) -> int:
+def time_once(run: Run) -> int:
     start = time.perf_counter_ns()
     run()
     return time.perf_counter_ns() - start
 
 
-def warm_up(runs: List[Callable[[], None]], protocol: ProtocolConfig) -> int:
+def warm_up(runs: List[Run], protocol: ProtocolConfig) -> int:
     """Alternate the given callables until both the minimum count and the minimum time are met."""
     count = 0
     deadline = time.perf_counter_ns() + protocol.warmup_min_time_ns
@@ -39,7 +39,7 @@ def warm_up(runs: List[Callable[[], None]], protocol: ProtocolConfig) -> int:
     return count
 
 
-def measure_window(item: Callable[[], None], reference: Optional[Callable[[], None]], min_runs: int,
+def measure_window(item: Run, reference: Optional[Run], min_runs: int,
                    min_time_ns: int, max_runs: int, protocol: ProtocolConfig):
     samples, reference_samples = [], []
     deadline = time.perf_counter_ns() + min_time_ns
@@ -54,7 +54,7 @@ def measure_window(item: Callable[[], None], reference: Optional[Callable[[], No
     return samples, reference_samples
 
 
-def burst(run: Callable[[], None], protocol: ProtocolConfig) -> List[int]:
+def burst(run: Run, protocol: ProtocolConfig) -> List[int]:
     """The untimed runs that bring this model back into the cache after the other one ran, then timed runs until
     both the burst's count and its time are met."""
     for _ in range(protocol.burst_warmup_runs):
