@@ -163,8 +163,8 @@ def device(args) -> None:
                          ("subnets only", subnets[::2])):
         print("\ncalibrated on {} ({} models)".format(label, len(train)))
         _score(table, train, sets, args.per_model)
-    print("\nLUT: {} exact entries, kinds with a regressor: {}; calibration {}".format(
-        len(table.exact), ", ".join(sorted(table.kinds)), table.calibration))
+        print(table.calibration)
+    print("\nLUT: {} exact entries, kinds with a regressor: {}".format(len(table.exact), ", ".join(sorted(table.kinds))))
     print("profiling minutes: " + ", ".join("{} {:.1f}".format(k, v) for k, v in minutes.items()))
 
 
@@ -249,9 +249,10 @@ def _score(table, train, sets, per_model: bool = False) -> None:
         print("| {} | {} | {:.1%} | {:.1%} | {:.1%} | {:.1%} |".format(
             label, len(rows), _share(lut, measured), _share(lin, measured), _share(lut / ref_lut, ratio),
             _share(lin / ref_lin, ratio)))
-        if per_model:
+        if per_model:  # with the weights, since the calibration's weight term decides the large models' side
             for row, *errors in sorted(zip(rows, measured / lut, ratio / (lut / ref_lut)), key=lambda t: t[0][-1]):
-                print("    {:32s} measured/predicted: ms {:.3f}, ratio {:.3f}".format(row[-1], *errors))
+                print("    {:32s} measured/predicted: ms {:.3f}, ratio {:.3f}; {:.1f} MB of weights".format(
+                    row[-1], *errors, table.model_sum(row[0])[0].weight_bytes / 1e6))
 
 
 def main() -> None:
