@@ -241,7 +241,8 @@ def _score(table, train, sets, per_model: bool = False) -> None:
     print("| set | models | LUT ±10% (ms) | FLOPs-linear ±10% (ms) | LUT ±10% (ratio to ref) | FLOPs ±10% (ratio) |")
     print("|---|---|---|---|---|---|")
     for label, rows in sets.items():
-        lut = np.array([table.predict_model(m)[0] for m, *_ in rows])
+        sums = [table.model_sum(m)[0] for m, *_ in rows]  # partitioned once: the prediction and the weights
+        lut = np.array([table.calibration.apply(total) for total in sums])
         lin = np.array([intercept + slope * model_flops(m) for m, *_ in rows])
         ref_lut = np.array([table.predict_model(r)[0] for *_, r, _ in rows])
         ref_lin = np.array([intercept + slope * model_flops(r) for *_, r, _ in rows])
@@ -250,9 +251,10 @@ def _score(table, train, sets, per_model: bool = False) -> None:
             label, len(rows), _share(lut, measured), _share(lin, measured), _share(lut / ref_lut, ratio),
             _share(lin / ref_lin, ratio)))
         if per_model:  # with the weights, since the calibration's weight term decides the large models' side
-            for row, *errors in sorted(zip(rows, measured / lut, ratio / (lut / ref_lut)), key=lambda t: t[0][-1]):
+            for row, total, *errors in sorted(zip(rows, sums, measured / lut, ratio / (lut / ref_lut)),
+                                              key=lambda t: t[0][-1]):
                 print("    {:32s} measured/predicted: ms {:.3f}, ratio {:.3f}; {:.1f} MB of weights".format(
-                    row[-1], *errors, table.model_sum(row[0])[0].weight_bytes / 1e6))
+                    row[-1], *errors, total.weight_bytes / 1e6))
 
 
 def main() -> None:

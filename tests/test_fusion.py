@@ -1,5 +1,6 @@
 """Fusion detection on the real runtimes: conv+bn+relu runs as one kernel on onnxruntime EXTENDED/ALL and on MNN,
-as three with onnxruntime's optimizations disabled; the squeeze-excite gate fuses on onnxruntime only; rule tables round-trip through the bundle."""
+as three with onnxruntime's optimizations disabled; the squeeze-excite gate fuses on onnxruntime only; rule tables
+round-trip through the bundle."""
 
 import json
 
