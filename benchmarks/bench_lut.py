@@ -9,7 +9,10 @@ weight sizes, and, for comparison, on the subnets alone. Prints markdown tables.
   .venv/bin/python benchmarks/bench_lut.py device --runtime ort --work /tmp/lut-ort [--kernel-samples 40 --subnets 40]
   .venv/bin/python benchmarks/bench_lut.py device --work /tmp/lut-ort --score-only --kernel-fraction 0.5 [--seed 1]
   .venv/bin/python benchmarks/bench_lut.py device --work /tmp/lut-ort --score-only --per-model
+  .venv/bin/python benchmarks/bench_lut.py device --work /tmp/lut-ort --score-only --regressor board
   .venv/bin/python benchmarks/bench_lut.py regressor --work /tmp/lut-ort   (held-out error of the kernel regressor)
+  .venv/bin/python benchmarks/bench_lut.py zoo-kernels --runtime ort --work /tmp/lut-ort   (the zoo's kernels alone)
+(3) the zoo networks' kernels measured alone against the LUT: its kernel-level error on networks it never saw.
 """
 
 import argparse
@@ -123,21 +126,40 @@ def _share(predicted, measured):
     return float(np.mean(np.abs(np.asarray(predicted) / np.asarray(measured) - 1) <= 0.1))
 
 
+def _device_options(args):
+    options = ["--runtime", args.runtime, "--opt-level", args.opt_level]
+    if args.mnn_winograd_level is not None:
+        options += ["--mnn-winograd-level", str(args.mnn_winograd_level)]
+    return options
+
+
+def _write_zoo(zdir: str, hw: int) -> None:
+    from kernels import zoo
+
+    os.makedirs(zdir, exist_ok=True)
+    for name in zoo.NAMES:
+        with open(os.path.join(zdir, name + ".onnx"), "wb") as handle:
+            handle.write(zoo.build(name, hw=hw).SerializeToString())
+
+
+def _fit_kind(args):
+    """The LUT's regressor fitter: its own trees (lut.forest), or with --regressor board the board's forest."""
+    from edge_agent.kernelprof import regressor
+    from lut import forest
+
+    return regressor.fit if args.regressor == "board" else forest.fit
+
+
 def device(args) -> None:
     from kernels import zoo
     from lut.build import lut_from_bundles
 
     if not args.score_only:
         _check_free_space(args.work)
-    device_options = ["--runtime", args.runtime, "--opt-level", args.opt_level]
-    if args.mnn_winograd_level is not None:
-        device_options += ["--mnn-winograd-level", str(args.mnn_winograd_level)]
+    device_options = _device_options(args)
     common = device_options + QUICK
     kb, sb, cb, zb, zdir = (os.path.join(args.work, n) for n in ("kernels", "supernet", "calib", "zoo", "zoo-models"))
-    os.makedirs(zdir, exist_ok=True)
-    for name in zoo.NAMES:
-        with open(os.path.join(zdir, name + ".onnx"), "wb") as handle:
-            handle.write(zoo.build(name, hw=args.hw).SerializeToString())
+    _write_zoo(zdir, args.hw)
     ref = os.path.join(args.work, "reference.onnx")
     with open(ref, "wb") as handle:
         handle.write(zoo.build("mobilenet_v2", hw=args.hw, seed=1).SerializeToString())
@@ -152,18 +174,19 @@ def device(args) -> None:
                                 "--out", cb, *common)
         minutes["zoo"] = _cli("profile", "--models", zdir, "--reference", ref, "--out", zb, *device_options,
                               "--protocol", args.zoo_protocol)
-    table = lut_from_bundles([kb]) if args.kernel_fraction >= 1 else _thinned_lut(kb, args)
+    table = lut_from_bundles([kb], fit_kind=_fit_kind(args)) if args.kernel_fraction >= 1 else _thinned_lut(kb, args)
     if args.without_layout:
         table.layout = None  # the kernel sum as measured alone, to see what the layout model changes
     subnets = _measured(sb, sb)
     sets = {"cifar-supernet": subnets[1::2],
             "zoo ({} archs, {}x{})".format(len(zoo.NAMES), args.hw, args.hw): _measured(zb, zdir)}
     # the calibration and the FLOPs baseline see the other half of the subnets and the calib-cnn models only
-    for label, train in (("subnets + calib-cnn", subnets[::2] + _measured(cb, cb)),
-                         ("subnets only", subnets[::2])):
+    calib = _measured(cb, cb)
+    for label, train in (("subnets + calib-cnn", subnets[::2] + calib), ("subnets only", subnets[::2])):
         print("\ncalibrated on {} ({} models)".format(label, len(train)))
         _score(table, train, sets, args.per_model)
         print(table.calibration)
+    _calib_left_out(table, subnets[::2], calib)
     print("\nLUT: {} exact entries, kinds with a regressor: {}".format(len(table.exact), ", ".join(sorted(table.kinds))))
     print("profiling minutes: " + ", ".join("{} {:.1f}".format(k, v) for k, v in minutes.items()))
 
@@ -192,44 +215,138 @@ def _thinned_lut(kb: str, args):
     print("kernels: the {} space layers and {} of the other {}".format(
         int(seeded.sum()), int((keep & ~seeded).sum()), int((~seeded).sum())))
     return fit_lut([s for s, k in zip(inputs.samples, keep) if k], inputs.rules.absorbed(), inputs.settings,
-                   inputs.overhead_ns, inputs.rules.layout)
+                   inputs.overhead_ns, inputs.rules.layout, _fit_kind(args))
 
 
 def regressor_error(args) -> None:
-    """Per kernel kind, 5-fold held-out error of the LUT's regressor on the kernels that are not --kernel-space
-    layers (the configs a network outside the space brings), trained on the rest, and with a quarter, a half and
-    three quarters of the training kernels: does measuring more kernels still pay?"""
+    """Per kernel kind, 5-fold held-out error of the LUT's regressor (lut.forest) on the kernels that are not
+    --kernel-space layers (the configs a network outside the space brings), trained on the rest, and with a quarter,
+    a half and three quarters of the training kernels (does measuring more kernels still pay?); next to the board's
+    forest (edge_agent.kernelprof.regressor.fit) on the same folds."""
     from edge_agent.kernelprof import regressor
-    from lut.table import kernel_design, standalone_kernels
+    from lut import forest
+    from lut.table import kernel_design
 
     inputs, seeded = _inputs_and_layers(os.path.join(args.work, "kernels"), args.kernel_space)
-    print("| kind | kernels (not space layers) | training share | within ±10 % | median error |")
-    print("|---|---|---|---|---|")
+    print("| kind | kernels (not space layers) | training share | LUT's trees: within ±10 % | median error "
+          "| board's forest: within ±10 % | median error |")
+    print("|---|---|---|---|---|---|---|")
     for kind in args.kinds.split(","):
-        pooled = {}  # a config measured more than once is one point, as in the LUT, and never on both sides
-        for sample, layer in ((s, l) for s, l in zip(inputs.samples, seeded) if s.kernel_type == kind):
-            for kernel, ns in zip(*standalone_kernels([sample], inputs.rules.absorbed(), inputs.overhead_ns)):
-                entry = pooled.setdefault(kernel.key(), [kernel, [], False])
-                entry[1].append(ns)
-                entry[2] = entry[2] or layer
-        kernels = [k for k, _, _ in pooled.values()]
-        layers = np.array([layer for _, _, layer in pooled.values()], dtype=bool)
+        kernels, y, layers = _pooled(inputs, seeded, kind)
         configs = [k.config for k in kernels]
         _, x, flops, nbytes = kernel_design(kernels)
-        y = np.array([np.median(ns) for _, ns, _ in pooled.values()])
         rng = np.random.RandomState(args.seed)
         folds = np.array_split(rng.permutation(np.where(~layers)[0]), 5)
         for share in (0.25, 0.5, 0.75, 1.0):
-            errors = []
+            errors = {forest.fit: [], regressor.fit: []}
             for fold in folds:
                 train = rng.permutation(np.setdiff1d(np.arange(len(y)), fold))[:int(share * (len(y) - len(fold)))]
-                model = regressor.fit(x[train], y[train], flops[train], nbytes[train],
-                                      calls=regressor.group_calls([configs[i] for i in train]))
-                predicted = regressor.predict(model, x[fold], flops[fold], nbytes[fold],
-                                              regressor.group_calls([configs[i] for i in fold]))
-                errors += list(np.abs(predicted / y[fold] - 1))
-            print("| {} | {} | {:.0%} | {:.1%} | {:.1%} |".format(kind, sum(len(f) for f in folds), share,
-                                                                   np.mean(np.array(errors) <= 0.1), np.median(errors)))
+                for fit, found in errors.items():
+                    model = fit(x[train], y[train], flops[train], nbytes[train],
+                                calls=regressor.group_calls([configs[i] for i in train]))
+                    predicted = regressor.predict(model, x[fold], flops[fold], nbytes[fold],
+                                                  regressor.group_calls([configs[i] for i in fold]))
+                    found += list(np.abs(predicted / y[fold] - 1))
+            print("| {} | {} | {:.0%} | {} |".format(kind, sum(len(f) for f in folds), share, " | ".join(
+                "{:.1%} | {:.1%}".format(np.mean(np.array(e) <= 0.1), np.median(e)) for e in errors.values())))
+
+
+def _pooled(inputs, seeded, kind: str):
+    """(kernels, median ns, whether a space layer) of one kind: a config measured more than once is one point, as in
+    the LUT, and never on both sides of a fold."""
+    from lut.table import standalone_kernels
+
+    pooled = {}
+    for sample, layer in ((s, l) for s, l in zip(inputs.samples, seeded) if s.kernel_type == kind):
+        for kernel, ns in zip(*standalone_kernels([sample], inputs.rules.absorbed(), inputs.overhead_ns)):
+            entry = pooled.setdefault(kernel.key(), [kernel, [], False])
+            entry[1].append(ns)
+            entry[2] = entry[2] or layer
+    return ([k for k, _, _ in pooled.values()], np.array([np.median(ns) for _, ns, _ in pooled.values()]),
+            np.array([layer for _, _, layer in pooled.values()], dtype=bool))
+
+
+def zoo_kernels(args) -> None:
+    """The zoo networks' kernels measured alone (`profile --kernels --kernel-samples 0 --kernel-models`, into a bundle
+    of their own that no LUT is built from) against --work's kernel LUT, fitted with its trees and with the board's
+    forest: the kernel side of the zoo's error, apart from what a whole model adds. Both in the LUT bundle's ns (each
+    kernel's ratio to the reference kernel times that bundle's reference median), the call overhead taken off."""
+    from edge_agent.kernelprof import regressor
+    from lut.build import lut_from_bundles
+
+    kb, zk, zdir = (os.path.join(args.work, n) for n in ("kernels", "zoo-kernels", "zoo-models"))
+    _write_zoo(zdir, args.hw)
+    if not args.score_only:
+        minutes = _cli("profile", "--kernels", "--kernel-samples", "0", "--kernel-models", zdir, "--out", zk,
+                       *(_device_options(args) + QUICK))
+        print("profiling minutes: {:.1f}".format(minutes))
+    tables = {"LUT's trees": lut_from_bundles([kb]), "board's forest": lut_from_bundles([kb], fit_kind=regressor.fit)}
+    rows = _alone_and_predicted(zk, kb, tables)
+    print("| kind | kernels | " + " | ".join("{0}: within ±10 % | {0}: median error".format(n) for n in tables) + " |")
+    print("|---|---|" + "---|---|" * len(tables))
+    for kind in sorted({kind for kind, *_ in rows.values()}) + ["all"]:
+        chosen = np.array([values for k, *values in rows.values() if kind in ("all", k)])
+        errors = [np.abs(chosen[:, 1 + i] / chosen[:, 0] - 1) for i in range(len(tables))]
+        print("| {} | {} | {} |".format(kind, len(chosen), " | ".join(
+            "{:.1%} | {:.1%}".format(np.mean(e <= 0.1), np.median(e)) for e in errors)))
+    _network_sums(rows, args.hw, list(tables))
+
+
+def _alone_and_predicted(zoo_kernels_bundle: str, lut_bundle: str, tables):
+    """{(kernel type, config json): (kind, alone ns, each table's ns)} for the kernels that are one kernel under the
+    LUT's fusion rules."""
+    import json
+
+    from edge_agent.bundle.store import read_records
+    from lut.build import kernel_samples, reference_kernel_ns
+    from lut.table import KernelSample, standalone_kernels
+
+    records = read_records(zoo_kernels_bundle).records
+    scale = reference_kernel_ns(read_records(lut_bundle).records) / reference_kernel_ns(records)
+    first = next(iter(tables.values()))
+    rows = {}
+    for sample in kernel_samples(records)[0]:
+        scaled = KernelSample(sample.kernel_type, sample.config, sample.latency_ns * scale)
+        kernels, alone = standalone_kernels([scaled], first.absorbed, first.call_overhead_ns)
+        if kernels:
+            rows[sample.kernel_type, json.dumps(sample.config, sort_keys=True)] = (
+                kernels[0].kind, alone[0], *(t.predict_kernel(kernels[0]).latency_ns for t in tables.values()))
+    return rows
+
+
+def _network_sums(rows, hw: int, names) -> None:
+    import json
+
+    from edge_agent.kernelprof.space_prior import model_kernel_configs
+    from kernels import zoo
+
+    print("\n| network | kernels (of them not one kernel alone) | alone (µs) | " +
+          " | ".join("{0} (µs) | alone ÷ {0}".format(n) for n in names) + " |")
+    print("|---|---|---|" + "---|---|" * len(names))
+    for name in zoo.NAMES:
+        found = [rows.get((t, json.dumps(c, sort_keys=True))) for t, c in model_kernel_configs(zoo.build(name, hw=hw))]
+        sums = np.sum([values for _, *values in filter(None, found)], axis=0)
+        print("| {} | {} ({}) | {:,.0f} | {} |".format(name, len(found), found.count(None), sums[0] / 1e3, " | ".join(
+            "{:,.0f} | {:.3f}".format(v / 1e3, sums[0] / v) for v in sums[1:])))
+
+
+def _calib_left_out(table, subnets, calib) -> None:
+    """The calib-cnn models are unseen networks too (random generic CNNs, no kernel sample drawn from them): each
+    predicted by the calibration fitted on the subnets and the other calib-cnn models, in ms and as ratios."""
+    from lut.calibration import fit_calibration
+
+    train = subnets + calib
+    sums = [table.model_sum(m)[0] for m, *_ in train]
+    measured = np.array([ns for _, ns, *_ in train])
+    predicted, ratios = [], []
+    for left_out in range(len(subnets), len(train)):
+        keep = [i for i in range(len(train)) if i != left_out]
+        fitted = fit_calibration([sums[i] for i in keep], measured[keep], table.call_overhead_ns)
+        predicted.append(fitted.apply(sums[left_out]))
+        ratios.append(predicted[-1] / fitted.apply(table.model_sum(train[left_out][3])[0]))
+    rows = train[len(subnets):]
+    print("\n| calib-cnn, each left out of the calibration | {} | LUT ±10% (ms) {:.1%} | LUT ±10% (ratio) {:.1%} |".format(
+        len(rows), _share(predicted, [ns for _, ns, *_ in rows]), _share(ratios, [q for _, _, q, *_ in rows])))
 
 
 def _score(table, train, sets, per_model: bool = False) -> None:
@@ -259,7 +376,7 @@ def _score(table, train, sets, per_model: bool = False) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("synthetic", "device", "regressor"))
+    parser.add_argument("what", choices=("synthetic", "device", "regressor", "zoo-kernels"))
     parser.add_argument("--runtime", choices=("ort", "mnn"), default="ort")
     parser.add_argument("--work", default="/tmp/bench-lut")
     parser.add_argument("--kernel-samples", type=int, default=60)
@@ -285,11 +402,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="of --kernel-fraction's draw and the regressor's folds")
     parser.add_argument("--per-model", action="store_true", help="also print each model's measured/predicted")
     parser.add_argument("--kinds", default="conv,dwconv", help="kernel kinds of `regressor`")
+    parser.add_argument("--regressor", choices=("trees", "board"), default="trees",
+                        help="`device`: the LUT's regressor, its own trees (lut.forest) or the board's bagged forest")
     args = parser.parse_args()
     if args.what == "synthetic":
         synthetic()
     elif args.what == "device":
         device(args)
+    elif args.what == "zoo-kernels":
+        zoo_kernels(args)
     else:
         regressor_error(args)
 

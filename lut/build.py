@@ -19,12 +19,9 @@ def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSam
     """(samples of every valid kernel record, the call overhead in ns) in reference-kernel-drift-free ns."""
     from edge_agent.kernelprof.space import OVERHEAD_SPEC
 
-    interleaved = [r for r in records if r.item_kind == KIND_KERNEL and r.spec and r.reference_samples_ns
-                   and any(r.samples_ns)]
+    interleaved = _interleaved_kernels(records)
     kernels = [r for r in interleaved if r.valid]
-    if not kernels:
-        raise InputError("no valid kernel records (run `edge-agent profile --kernels` first)")
-    reference_ns = float(np.median([summarize(r.reference_samples_ns).median_ns for r in kernels]))
+    reference_ns = reference_kernel_ns(records)
     samples = [KernelSample(r.spec["kernel_type"], dict(r.spec["config"]),
                             interleaved_ratio(r.samples_ns, r.reference_samples_ns) * reference_ns)
                for r in kernels if r.spec != OVERHEAD_SPEC]
@@ -36,6 +33,19 @@ def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSam
     return samples, float(np.median(overhead)) if overhead else 0.0
 
 
+def reference_kernel_ns(records: Sequence[MeasurementRecord]) -> float:
+    """The reference kernel's median over the valid kernel records: what the bundle's kernel ratios are scaled by."""
+    kernels = [r for r in _interleaved_kernels(records) if r.valid]
+    if not kernels:
+        raise InputError("no valid kernel records (run `edge-agent profile --kernels` first)")
+    return float(np.median([summarize(r.reference_samples_ns).median_ns for r in kernels]))
+
+
+def _interleaved_kernels(records: Sequence[MeasurementRecord]) -> List[MeasurementRecord]:
+    return [r for r in records if r.item_kind == KIND_KERNEL and r.spec and r.reference_samples_ns
+            and any(r.samples_ns)]
+
+
 def rule_table_for(bundle_dirs: Sequence[str], settings: Dict[str, object]):
     """The first fusion rule table (edge_agent.fusion.rules.RuleTable) measured under these settings, or None."""
     for bundle_dir in bundle_dirs:
@@ -45,10 +55,12 @@ def rule_table_for(bundle_dirs: Sequence[str], settings: Dict[str, object]):
     return None
 
 
-def lut_from_bundles(bundle_dirs: Sequence[str]) -> KernelLUT:
-    """The fusion rules and layout rules come from the bundles' rule table of the kernels' settings."""
+def lut_from_bundles(bundle_dirs: Sequence[str], **fit_options) -> KernelLUT:
+    """The fusion rules and layout rules come from the bundles' rule table of the kernels' settings; `fit_options`
+    go to lut.table.fit_lut."""
     inputs = lut_inputs(bundle_dirs)
-    return fit_lut(inputs.samples, inputs.rules.absorbed(), inputs.settings, inputs.overhead_ns, inputs.rules.layout)
+    return fit_lut(inputs.samples, inputs.rules.absorbed(), inputs.settings, inputs.overhead_ns, inputs.rules.layout,
+                   **fit_options)
 
 
 class LutInputs(NamedTuple):

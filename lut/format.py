@@ -1,7 +1,8 @@
-"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 7 (5 and 6 are read too: a 5
-has no weight term in its calibration, which is what the defaults say, and their rooflines have no per-group term):
+"""The LUT on disk: one JSON document, no pickles. Format "edge-latency-lut", version 8 (5 to 7 are read too: a 5
+has no weight term in its calibration, which is what the defaults say, 5 and 6 have no per-group roofline term, and
+up to 7 the trees are 8 deep at most, which a reader of 7 assumed):
 
-  format, format_version      "edge-latency-lut", 7
+  format, format_version      "edge-latency-lut", 8
   settings                    the RunSettings the kernels were measured under (runtime, version, threads, level)
   absorbed                    [[head class, class], ...]: the fusion rules used to partition models into kernels
   call_overhead_ns            cost of one empty model call, taken off every kernel measurement
@@ -14,8 +15,9 @@ has no weight term in its calibration, which is what the defaults say, and their
   exact                       {kernel key: latency_ns}; a key is canonical JSON {"kind": ..., "config": {...}}
   kinds                       {kind: {"feature_names": [...], "arrays": {name: {"shape": [...], "data": [...]}}}}
                               (edge_agent.kernelprof.regressor: roofline [a, b, c] or, for convs, [a, b, c, d]
-                              with d per group beyond the first; the forest's node table
-                              [feature, threshold, left, right, value] per row, tree roots, out-of-bag errors)
+                              with d per group beyond the first; the node table of the trees on its log residual
+                              [feature, threshold, left, right, value] per row (feature -1: a leaf), tree roots;
+                              lut.forest)
   fallback_coef               [a, b, c]: ns = a + b * MFLOPs + c * KB moved, for kinds with no regressor
   skipped                     kernel samples that were not a single kernel under these rules
 """
@@ -32,10 +34,10 @@ from lut.calibration import Calibration
 from lut.table import KernelLUT, KindModel
 
 LUT_FORMAT = "edge-latency-lut"
-# 7: a per-group roofline term for convs; 6: weight term in the calibration; 5: layout rules; 4: calibration as one
+# 8: full-depth extremely randomized trees (lut.forest); 7: a per-group roofline term for convs; 6: weight term in the calibration; 5: layout rules; 4: calibration as one
 # object; 3: scale and per-kernel terms; 2: tree forest; 1: ridge
-LUT_FORMAT_VERSION = 7
-READABLE_VERSIONS = (5, 6, 7)
+LUT_FORMAT_VERSION = 8
+READABLE_VERSIONS = (5, 6, 7, 8)
 
 
 def lut_to_dict(table: KernelLUT) -> Dict[str, Any]:

@@ -2,12 +2,13 @@
 and a FLOPs/bytes fallback for kinds never measured (each prediction says which of the three it came from)."""
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import onnx
 
 from edge_agent.kernelprof import regressor
+from lut import forest
 from lut.calibration import Calibration, ModelSum, fit_calibration
 from edge_agent.fusion.layout import LayoutRules, net_conversions
 from edge_agent.fusion.partition import Kernel, Pairs, partition, partition_infos
@@ -102,8 +103,10 @@ class KernelLUT:
 
 
 def fit_lut(samples: Sequence[KernelSample], absorbed: Pairs, settings: Dict[str, object],
-            call_overhead_ns: float = 0.0, layout: Optional[LayoutRules] = None) -> KernelLUT:
-    """Samples of the same config are pooled by median; kernel latencies have the call overhead taken off."""
+            call_overhead_ns: float = 0.0, layout: Optional[LayoutRules] = None, fit_kind: Callable = forest.fit
+            ) -> KernelLUT:
+    """Samples of the same config are pooled by median; kernel latencies have the call overhead taken off. `fit_kind`
+    fits each kind's regressor (the board's, edge_agent.kernelprof.regressor.fit, where a benchmark compares)."""
     table = KernelLUT(settings=dict(settings), absorbed=frozenset(absorbed), call_overhead_ns=call_overhead_ns,
                       calibration=Calibration(model_overhead_ns=call_overhead_ns), layout=layout)
     kernels, latencies = standalone_kernels(samples, absorbed, call_overhead_ns)
@@ -117,7 +120,7 @@ def fit_lut(samples: Sequence[KernelSample], absorbed: Pairs, settings: Dict[str
     for kind in sorted({k.kind for k in unique}):
         members = [i for i, k in enumerate(unique) if k.kind == kind]
         if len(members) >= MIN_POINTS_FOR_REGRESSOR:
-            table.kinds[kind] = _fit_kind([unique[i] for i in members], medians[members])
+            table.kinds[kind] = _fit_kind([unique[i] for i in members], medians[members], fit_kind)
     if unique:
         table.fallback_coef = regressor.roofline([k.flops for k in unique], [k.bytes_moved for k in unique], medians)
     return table
@@ -138,9 +141,9 @@ def standalone_kernels(samples: Sequence[KernelSample], absorbed: Pairs, call_ov
     return kernels, latencies
 
 
-def _fit_kind(kernels: List[Kernel], latency_ns: np.ndarray) -> KindModel:
+def _fit_kind(kernels: List[Kernel], latency_ns: np.ndarray, fit: Callable) -> KindModel:
     names, x, flops, bytes_moved = kernel_design(kernels)
-    arrays = regressor.fit(x, latency_ns, flops, bytes_moved, calls=regressor.group_calls([k.config for k in kernels]))
+    arrays = fit(x, latency_ns, flops, bytes_moved, calls=regressor.group_calls([k.config for k in kernels]))
     return KindModel(feature_names=names, arrays=arrays)
 
 

@@ -15,7 +15,8 @@ from conftest import REPO, run_cli, valid_counts
 from edge_agent.bundle.store import MEASUREMENTS, read_records
 from edge_agent.errors import InputError
 from edge_agent.kernelprof.sampler import cv_errors, run_sampling
-from edge_agent.kernelprof.space import KERNEL_TYPES, acceptable, draw, load_prior, sample_near, sample_prior
+from edge_agent.kernelprof.space import (KERNEL_TYPES, OVERHEAD_SPEC, acceptable, draw, load_prior, sample_near,
+                                         sample_prior)
 
 FAST = ["--protocol", "quick", "--warmup-time", "0.02", "--min-time", "0.06", "--cv-threshold", "5", "--retries", "0"]
 KERNEL_ARGS = ["--kernels", "--kernel-types", "conv,add", "--kernel-samples", "5"]
@@ -198,6 +199,48 @@ def test_kernel_space_on_the_command_line(tmp_path):
     measured = {json.dumps(r.spec["config"], sort_keys=True) for r in read_records(out).records
                 if r.item_kind == "kernel" and r.spec["kernel_type"] == "add"}
     assert space_adds <= measured and len(measured) >= len(space_adds) + 5
+
+
+def _tiny_model():
+    """Conv 3x3 + Relu, a 1x1 conv, and a residual Add + Relu: three kernels under the common fusions."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.RandomState(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((8, 8, 1, 1)).astype(np.float32), "w2")
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2"),
+             helper.make_node("Add", ["c2", "r1"], ["a"], name="add"),
+             helper.make_node("Relu", ["a"], ["y"], name="relu2")]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], [w1, w2])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_kernel_models_measures_exactly_a_folders_kernels(tmp_path):
+    """`--kernel-samples 0 --kernel-models DIR`: the kernels of the user's own networks and nothing drawn (how the
+    kernel-LUT benchmark measures the zoo's kernels alone, into a bundle of their own that no LUT is built from)."""
+    models, broken, out = tmp_path / "models", tmp_path / "broken", str(tmp_path / "bundle")
+    models.mkdir()
+    broken.mkdir()
+    (models / "tiny.onnx").write_bytes(_tiny_model().SerializeToString())
+    (broken / "torn.onnx").write_bytes(_tiny_model().SerializeToString()[:100])
+    for args, message in ((["--kernel-models", str(broken)], "torn.onnx"),
+                          (["--kernel-models", str(tmp_path)], "no .onnx files"),
+                          (["--kernel-samples", "0"], "--kernel-samples 0")):
+        bad = run_cli("edge_agent", "profile", "--out", out, "--kernels", *args, *FAST)
+        assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        assert not os.path.exists(out)
+    good = run_cli("edge_agent", "profile", "--out", out, "--kernels", "--kernel-samples", "0", "--kernel-models",
+                   str(models), *FAST)
+    assert good.returncode in (0, 3), good.stderr
+    measured = sorted(json.dumps(r.spec, sort_keys=True) for r in read_records(out).records
+                      if r.item_kind == "kernel" and r.spec != OVERHEAD_SPEC)
+    assert measured == sorted(json.dumps({"kernel_type": t, "config": c}, sort_keys=True) for t, c in (
+        ("conv", {"hw": 16, "cin": 3, "cout": 8, "kernel": 3, "stride": 1, "act": "relu"}),
+        ("conv", {"hw": 16, "cin": 8, "cout": 8, "kernel": 1, "stride": 1, "act": "none"}),
+        ("add", {"hw": 16, "cin": 8, "act": "relu"})))
 
 
 def _held_out_share(configs, latency, names, train=slice(0, 60), test=slice(300, None), per_group_term=True):

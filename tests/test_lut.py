@@ -110,6 +110,30 @@ def test_model_prediction_is_kernel_sum_plus_overhead():
     assert table.predict_model(model)[0] == pytest.approx(total + 2000.0)  # one model: fitted exactly
 
 
+def test_the_lut_trees_predict_what_scikit_learn_fitted():
+    """lut.forest exports scikit-learn's trees to the node table the LUT file holds; walking that table (any depth:
+    these trees are grown until their leaves are pure) must give the forest's own predictions."""
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    from edge_agent.kernelprof import regressor
+    from lut import forest
+
+    rng = np.random.RandomState(0)
+    x = rng.uniform(0, 8, size=(300, 3)).astype(np.float32).astype(np.float64)  # float32 values, as the trees see
+    flops, moved = np.exp(x[:, 0]) * 1e6, np.exp(x[:, 1]) * 1e3
+    latency = (2e3 + flops / 50 + moved) * np.where(x[:, 2] > 5, 2.5, 1.0) * rng.uniform(0.95, 1.05, 300)
+    model = forest.fit(x[:200], latency[:200], flops[:200], moved[:200])
+    assert int(model["nodes"][:, 0].max()) <= 2 and len(model["roots"]) == forest.TREES
+    roofline = regressor.roofline_ns(model["roofline"], flops, moved)
+    reference = ExtraTreesRegressor(n_estimators=forest.TREES, random_state=0).fit(
+        x[:200], np.log(latency[:200]) - np.log(roofline[:200]))
+    expected = roofline[200:] * np.exp(reference.predict(x[200:]))
+    assert max(tree.get_depth() for tree in reference.estimators_) > regressor.MAX_DEPTH  # the board forest's
+    assert np.allclose(regressor.predict(model, x[200:], flops[200:], moved[200:]), expected, rtol=1e-9)
+    held_out = np.abs(expected / latency[200:] - 1)
+    assert np.median(held_out) < 0.1  # the step at x2 > 5 is learnt, not only the roofline's trend
+
+
 def test_format_refuses_other_versions(tmp_path):
     table = fit_lut(_samples(), FUSED, {"runtime": "ort"})
     data = lut_to_dict(table)

@@ -24,20 +24,26 @@ from edge_agent.errors import EXIT_INVALID, InputError
 @click.option("--kernels", is_flag=True, help="Profile single kernels (adaptive sampling) for a kernel LUT instead.")
 @click.option("--kernel-types", default=None,
               help="With --kernels: the kernel types to sample, comma-separated (default: every profiled type).")
-@click.option("--kernel-samples", type=click.IntRange(5, 100000), default=60, show_default=True,
-              help="With --kernels: measurements per kernel type at most (x4 for conv, x2 for dwconv).")
+@click.option("--kernel-samples", type=click.IntRange(0, 100000), default=60, show_default=True,
+              help="With --kernels: measurements per kernel type at most (x4 for conv, x2 for dwconv); 0: only the "
+                   "layers of --kernel-space and --kernel-models.")
 @click.option("--kernel-space", default=None,
               help="With --kernels: also measure every distinct layer of 100 subnets of this space, first.")
+@click.option("--kernel-models", type=click.Path(file_okay=False), default=None,
+              help="With --kernels: also measure every distinct kernel of the ONNX models in this folder, first.")
 @measurement_options
 def profile(out, space, subnets, seed, specs_path, models_dir, reference_path, budget, kernels, kernel_types,
-            kernel_samples, kernel_space, **options):
+            kernel_samples, kernel_space, kernel_models, **options):
     """Measure many models, each interleaved with the reference; re-running resumes."""
     from edge_agent.profile.plan import folder_plan, space_plan, specs_plan
 
     if kernels:
-        from edge_agent.kernelprof.command import run_kernel_profile, space_layers
+        from edge_agent.kernelprof.command import merged_layers, model_layers, run_kernel_profile, space_layers
 
-        seeded = space_layers(kernel_space, seed)
+        seeded = merged_layers(space_layers(kernel_space, seed), model_layers(kernel_models))
+        if not kernel_samples and not seeded:
+            raise InputError("--kernel-samples 0 measures only the layers of --kernel-space or --kernel-models; "
+                             "give one")
         with measuring_session(out, options) as session:
             return run_kernel_profile(session, kernel_types, kernel_samples, seed, budget, seeded)
 

@@ -36,6 +36,44 @@ def space_layers(kernel_space: Optional[str], seed: int):
         raise InputError("--kernel-space: {}".format(error)) from error
 
 
+def model_layers(models_dir: Optional[str]) -> Dict[str, List[Dict[str, object]]]:
+    """The distinct kernels of the folder's ONNX models, per kernel type (empty without --kernel-models)."""
+    if not models_dir:
+        return {}
+    import glob
+    import os
+
+    import onnx
+
+    from edge_agent.kernelprof.space_prior import model_kernel_configs
+    from edge_agent.onnx_io import load_model
+    from kernels.errors import KernelsError
+
+    paths = sorted(glob.glob(os.path.join(models_dir, "*.onnx"))) if os.path.isdir(models_dir) else []
+    if not paths:
+        raise InputError("--kernel-models {}: no .onnx files there".format(models_dir))
+    found = []
+    for path in paths:
+        try:
+            kernels = model_kernel_configs(onnx.load_from_string(load_model(path).content))
+        except KernelsError as error:
+            raise InputError("--kernel-models: {}: {}".format(path, error)) from error
+        found.append({t: [c for kind, c in kernels if kind == t] for t in {kind for kind, _ in kernels}})
+    return merged_layers(*found)
+
+
+def merged_layers(*found: Dict[str, List[Dict[str, object]]]) -> Dict[str, List[Dict[str, object]]]:
+    """Per kernel type, the configs of each source in turn, each config once."""
+    import json
+
+    merged: Dict[str, Dict[str, Dict[str, object]]] = {}
+    for layers in found:
+        for kernel_type, configs in layers.items():
+            for config in configs:
+                merged.setdefault(kernel_type, {}).setdefault(json.dumps(config, sort_keys=True), config)
+    return {kernel_type: list(configs.values()) for kernel_type, configs in merged.items()}
+
+
 def run_kernel_profile(session, kernel_types: Optional[str], per_type: int, seed: int, budget_min: Optional[float],
                        seeded: Optional[Dict[str, List[Dict[str, object]]]] = None) -> int:
     from rich.console import Console

@@ -5,8 +5,10 @@ trees on the log of what the roofline misses.
 Why trees: what a roofline misses on real kernels is steps in sub-regions of the config space (a cache size crossed,
 a channel count off the vector width, a fast path for small maps), which axis-aligned splits represent and a smooth
 model smears over the whole space. The roofline carries the trend, so predictions outside the measured range still
-scale with the work. numpy only, every fitted quantity is a plain array (the LUT file holds them as JSON lists), and
-the bagging gives each measured config an out-of-bag prediction: the error estimate adaptive sampling steers by.
+scale with the work. numpy only, every fitted quantity is a plain array, and the bagging gives each measured config
+an out-of-bag prediction: the error estimate adaptive sampling steers by. The LUT fits its own trees on the
+workstation (lut.forest: extremely randomized, full depth; more accurate held out on real kernels, no out-of-bag
+errors) into the same node table, and predicts with `predict` here.
 """
 
 import math
@@ -166,14 +168,17 @@ def _grow(x: np.ndarray, y: np.ndarray, nodes: List[List[float]], depth: int) ->
     return index
 
 
-def _tree_predict(nodes: np.ndarray, root: int, x: np.ndarray) -> np.ndarray:
-    at = np.full(len(x), root, dtype=np.int64)
-    for _ in range(MAX_DEPTH + 1):
+def _tree_predict(nodes: np.ndarray, roots: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Each row's leaf value in each tree, shape (rows, trees); all trees walked at once, to any depth (the LUT's
+    trees, lut.forest, are grown to full depth)."""
+    rows = np.arange(len(x))[:, None]
+    at = np.broadcast_to(np.asarray(roots, dtype=np.int64), (len(x), len(roots))).copy()
+    for _ in range(len(nodes)):
         feature = nodes[at, 0].astype(np.int64)
         inner = feature >= 0
         if not inner.any():
             break
-        go_left = x[np.arange(len(x)), np.maximum(feature, 0)] <= nodes[at, 1]
+        go_left = x[rows, np.maximum(feature, 0)] <= nodes[at, 1]
         at = np.where(inner, np.where(go_left, nodes[at, 2], nodes[at, 3]).astype(np.int64), at)
     return nodes[at, 4]
 
@@ -193,7 +198,7 @@ def fit(x: np.ndarray, latency_ns: np.ndarray, flops, bytes_moved, seed: int = 0
         roots.append(_grow(x[drawn], y[drawn], nodes, 0))
         out = np.setdiff1d(np.arange(len(y)), drawn)
         table = np.asarray(nodes, dtype=np.float64)
-        oob_sum[out] += _tree_predict(table, roots[-1], x[out])
+        oob_sum[out] += _tree_predict(table, roots[-1:], x[out])[:, 0]
         oob_count[out] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         oob = np.abs(np.expm1(oob_sum / oob_count - y))
@@ -204,5 +209,5 @@ def fit(x: np.ndarray, latency_ns: np.ndarray, flops, bytes_moved, seed: int = 0
 def predict(model: Dict[str, np.ndarray], x: np.ndarray, flops, bytes_moved,
             calls: Optional[np.ndarray] = None) -> np.ndarray:
     x = np.atleast_2d(x)
-    trees = [_tree_predict(model["nodes"], int(root), x) for root in model["roots"]]
-    return roofline_ns(model["roofline"], flops, bytes_moved, calls) * np.exp(np.mean(trees, axis=0))
+    trees = _tree_predict(model["nodes"], model["roots"], x)
+    return roofline_ns(model["roofline"], flops, bytes_moved, calls) * np.exp(trees.mean(axis=1))

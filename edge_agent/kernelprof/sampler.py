@@ -1,5 +1,6 @@
-"""Adaptive kernel sampling (nn-Meter): start from the prior plus uniform coverage, fit the LUT's regressor (roofline
-plus a forest of trees on its residual), take each measured config's out-of-bag error, and sample near the configs
+"""Adaptive kernel sampling (nn-Meter): start from the prior plus uniform coverage, fit a regressor (the LUT's
+roofline, with a bagged forest of trees on its residual: the LUT's own trees, lut.forest, are fitted on the
+workstation and give no out-of-bag errors), take each measured config's out-of-bag error, and sample near the configs
 predicted worse than the threshold (channels x[0.5, 1.2), other dims kept), most of each batch near the worst.
 
 The loop only sees `measure(kernel_type, configs) -> latencies_ns`, so it runs the same on the board (where a
@@ -47,7 +48,7 @@ class SamplingState:
         return {json.dumps(c, sort_keys=True) for c in self.configs}
 
     def predict(self, configs: Sequence[Dict[str, object]]) -> np.ndarray:
-        """ns for other configs by the LUT's regressor fitted on the measured ones (held-out checks of a sampling)."""
+        """ns for other configs by the board's regressor fitted on the measured ones (held-out checks of a sampling)."""
         x, flops, nbytes = _design(self.kernel_type, self.configs + list(configs))
         n = len(self.configs)
         model = regressor.fit(x[:n], np.asarray(self.latencies_ns), flops[:n], nbytes[:n],
@@ -65,7 +66,7 @@ def _design(kernel_type: str, configs: Sequence[Dict[str, object]]):
 def cv_errors(kernel_type: str, configs: Sequence[Dict[str, object]], latencies: Sequence[float],
               seed: int = 0, use_sklearn: Optional[bool] = None) -> np.ndarray:
     """|predicted - measured| / measured for every config, each predicted by the trees whose bootstrap left it out
-    (inf where every tree drew it). The model is the LUT's: a roofline plus trees on its log residual."""
+    (inf where every tree drew it). The model: the LUT's roofline plus bagged trees on its log residual."""
     y = np.asarray(latencies, dtype=np.float64)
     if len(y) < MIN_POINTS:
         return np.full(len(y), np.inf)

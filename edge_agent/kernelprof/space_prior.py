@@ -1,4 +1,5 @@
-"""A model space's own layers as kernel samples (`profile --kernels --kernel-space NAME`).
+"""A model space's own layers as kernel samples (`profile --kernels --kernel-space NAME`), or a folder's models'
+(`--kernel-models DIR`).
 
 A NAS user predicts the subnets of one space, and in a space the same few layer shapes recur in every subnet: sampling
 them directly (as ProxylessNAS and FBNet build their per-layer tables) puts measured points where the predictions
