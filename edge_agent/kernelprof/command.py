@@ -58,7 +58,7 @@ def model_layers(models_dir: Optional[str]) -> Dict[str, List[Dict[str, object]]
             kernels = model_kernel_configs(onnx.load_from_string(load_model(path).content))
         except KernelsError as error:
             raise InputError("--kernel-models: {}: {}".format(path, error)) from error
-        found.append({t: [c for kind, c in kernels if kind == t] for t in {kind for kind, _ in kernels}})
+        found.append({t: [c for kind, c in kernels if kind == t] for t in dict.fromkeys(k for k, _ in kernels)})
     return merged_layers(*found)
 
 
