@@ -3,7 +3,8 @@ real kernels have; (2) for one runtime, LUT predictions vs whole-model measureme
 cifar-supernet subnets and on the kernels.zoo architectures (no kernel sample drawn from them, never calibrated on),
 next to a FLOPs-linear baseline, scored in absolute ms and as the ratio to the interleaved reference. The kernel-sum
 -> whole-model calibration (lut.calibration) is fitted on half the subnets plus random calib-cnn models that span
-weight sizes, and, for comparison, on the subnets alone. Prints markdown tables.
+weight sizes, and, for comparison, on the subnets alone; (3) the zoo networks' kernels measured alone against the LUT:
+its kernel-level error on networks it never saw. Prints markdown tables.
 
   .venv/bin/python benchmarks/bench_lut.py synthetic
   .venv/bin/python benchmarks/bench_lut.py device --runtime ort --work /tmp/lut-ort [--kernel-samples 40 --subnets 40]
@@ -12,7 +13,6 @@ weight sizes, and, for comparison, on the subnets alone. Prints markdown tables.
   .venv/bin/python benchmarks/bench_lut.py device --work /tmp/lut-ort --score-only --regressor board
   .venv/bin/python benchmarks/bench_lut.py regressor --work /tmp/lut-ort   (held-out error of the kernel regressor)
   .venv/bin/python benchmarks/bench_lut.py zoo-kernels --runtime ort --work /tmp/lut-ort   (the zoo's kernels alone)
-(3) the zoo networks' kernels measured alone against the LUT: its kernel-level error on networks it never saw.
 """
 
 import argparse
