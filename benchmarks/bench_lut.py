@@ -208,14 +208,11 @@ def _inputs_and_layers(kb: str, kernel_space: str):
 def _thinned_lut(kb: str, args):
     """The LUT from the --kernel-space layers and a random --kernel-fraction of the other kernels: what fewer
     kernels cost the scores, measured on one run's bundles (no drift between runs in it)."""
-    from lut.table import fit_lut
-
     inputs, seeded = _inputs_and_layers(kb, args.kernel_space)
     keep = seeded | (np.random.RandomState(args.seed).rand(len(inputs.samples)) < args.kernel_fraction)
     print("kernels: the {} space layers and {} of the other {}".format(
         int(seeded.sum()), int((keep & ~seeded).sum()), int((~seeded).sum())))
-    return fit_lut([s for s, k in zip(inputs.samples, keep) if k], inputs.rules.absorbed(), inputs.settings,
-                   inputs.overhead_ns, inputs.rules.layout, _fit_kind(args))
+    return inputs.fit([s for s, k in zip(inputs.samples, keep) if k], fit_kind=_fit_kind(args))
 
 
 def regressor_error(args) -> None:
@@ -272,7 +269,8 @@ def zoo_kernels(args) -> None:
     forest: the kernel side of the zoo's error, apart from what a whole model adds. Both in the LUT bundle's ns (each
     kernel's ratio to the reference kernel times that bundle's reference median), the call overhead taken off."""
     from edge_agent.kernelprof import regressor
-    from lut.build import lut_from_bundles
+    from lut import forest
+    from lut.build import lut_inputs
 
     kb, zk, zdir = (os.path.join(args.work, n) for n in ("kernels", "zoo-kernels", "zoo-models"))
     _write_zoo(zdir, args.hw)
@@ -280,8 +278,10 @@ def zoo_kernels(args) -> None:
         minutes = _cli("profile", "--kernels", "--kernel-samples", "0", "--kernel-models", zdir, "--out", zk,
                        *(_device_options(args) + QUICK))
         print("profiling minutes: {:.1f}".format(minutes))
-    tables = {"LUT's trees": lut_from_bundles([kb]), "board's forest": lut_from_bundles([kb], fit_kind=regressor.fit)}
-    rows = _alone_and_predicted(zk, kb, tables)
+    inputs = lut_inputs([kb])
+    tables = {name: inputs.fit(fit_kind=fit) for name, fit in (("LUT's trees", forest.fit),
+                                                               ("board's forest", regressor.fit))}
+    rows = _alone_and_predicted(zk, inputs.reference_ns, tables)
     print("| kind | kernels | " + " | ".join("{0}: within ±10 % | {0}: median error".format(n) for n in tables) + " |")
     print("|---|---|" + "---|---|" * len(tables))
     for kind in sorted({kind for kind, *_ in rows.values()}) + ["all"]:
@@ -292,22 +292,19 @@ def zoo_kernels(args) -> None:
     _network_sums(rows, args.hw, list(tables))
 
 
-def _alone_and_predicted(zoo_kernels_bundle: str, lut_bundle: str, tables):
+def _alone_and_predicted(zoo_kernels_bundle: str, reference_ns: float, tables):
     """{(kernel type, config json): (kind, alone ns, each table's ns)} for the kernels that are one kernel under the
-    LUT's fusion rules."""
+    LUT's fusion rules; alone in the LUT bundle's ns (`reference_ns`, its reference kernel's median)."""
     import json
 
     from edge_agent.bundle.store import read_records
-    from lut.build import kernel_samples, reference_kernel_ns
-    from lut.table import KernelSample, standalone_kernels
+    from lut.build import kernel_samples
+    from lut.table import standalone_kernels
 
-    records = read_records(zoo_kernels_bundle).records
-    scale = reference_kernel_ns(read_records(lut_bundle).records) / reference_kernel_ns(records)
     first = next(iter(tables.values()))
     rows = {}
-    for sample in kernel_samples(records)[0]:
-        scaled = KernelSample(sample.kernel_type, sample.config, sample.latency_ns * scale)
-        kernels, alone = standalone_kernels([scaled], first.absorbed, first.call_overhead_ns)
+    for sample in kernel_samples(read_records(zoo_kernels_bundle).records, reference_ns)[0]:
+        kernels, alone = standalone_kernels([sample], first.absorbed, first.call_overhead_ns)
         if kernels:
             rows[sample.kernel_type, json.dumps(sample.config, sort_keys=True)] = (
                 kernels[0].kind, alone[0], *(t.predict_kernel(kernels[0]).latency_ns for t in tables.values()))

@@ -4,7 +4,7 @@ Each kernel's latency is its interleaved ratio to the reference kernel times the
 all of the bundle's records: the drift over a long profiling session cancels out of the table.
 """
 
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -15,13 +15,20 @@ from edge_agent.stats import interleaved_ratio, summarize
 from lut.table import KernelLUT, KernelSample, fit_lut
 
 
-def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSample], float]:
-    """(samples of every valid kernel record, the call overhead in ns) in reference-kernel-drift-free ns."""
+def kernel_samples(records: Sequence[MeasurementRecord], reference_ns: Optional[float] = None
+                   ) -> Tuple[List[KernelSample], float, float]:
+    """(samples of every valid kernel record, the call overhead, the reference ns) in reference-kernel-drift-free ns:
+    each record's ratio to the reference kernel times `reference_ns`, by default the reference's median over these
+    records (another bundle's puts kernels measured apart in that bundle's ns)."""
     from edge_agent.kernelprof.space import OVERHEAD_SPEC
 
-    interleaved = _interleaved_kernels(records)
+    interleaved = [r for r in records if r.item_kind == KIND_KERNEL and r.spec and r.reference_samples_ns
+                   and any(r.samples_ns)]
     kernels = [r for r in interleaved if r.valid]
-    reference_ns = reference_kernel_ns(records)
+    if not kernels:
+        raise InputError("no valid kernel records (run `edge-agent profile --kernels` first)")
+    if reference_ns is None:
+        reference_ns = float(np.median([summarize(r.reference_samples_ns).median_ns for r in kernels]))
     samples = [KernelSample(r.spec["kernel_type"], dict(r.spec["config"]),
                             interleaved_ratio(r.samples_ns, r.reference_samples_ns) * reference_ns)
                for r in kernels if r.spec != OVERHEAD_SPEC]
@@ -30,20 +37,7 @@ def kernel_samples(records: Sequence[MeasurementRecord]) -> Tuple[List[KernelSam
     # own call overhead. So every attempt at it counts.
     overhead = [interleaved_ratio(r.samples_ns, r.reference_samples_ns) * reference_ns
                 for r in interleaved if r.spec == OVERHEAD_SPEC]
-    return samples, float(np.median(overhead)) if overhead else 0.0
-
-
-def reference_kernel_ns(records: Sequence[MeasurementRecord]) -> float:
-    """The reference kernel's median over the valid kernel records: what the bundle's kernel ratios are scaled by."""
-    kernels = [r for r in _interleaved_kernels(records) if r.valid]
-    if not kernels:
-        raise InputError("no valid kernel records (run `edge-agent profile --kernels` first)")
-    return float(np.median([summarize(r.reference_samples_ns).median_ns for r in kernels]))
-
-
-def _interleaved_kernels(records: Sequence[MeasurementRecord]) -> List[MeasurementRecord]:
-    return [r for r in records if r.item_kind == KIND_KERNEL and r.spec and r.reference_samples_ns
-            and any(r.samples_ns)]
+    return samples, float(np.median(overhead)) if overhead else 0.0, reference_ns
 
 
 def rule_table_for(bundle_dirs: Sequence[str], settings: Dict[str, object]):
@@ -58,9 +52,7 @@ def rule_table_for(bundle_dirs: Sequence[str], settings: Dict[str, object]):
 def lut_from_bundles(bundle_dirs: Sequence[str], **fit_options) -> KernelLUT:
     """The fusion rules and layout rules come from the bundles' rule table of the kernels' settings; `fit_options`
     go to lut.table.fit_lut."""
-    inputs = lut_inputs(bundle_dirs)
-    return fit_lut(inputs.samples, inputs.rules.absorbed(), inputs.settings, inputs.overhead_ns, inputs.rules.layout,
-                   **fit_options)
+    return lut_inputs(bundle_dirs).fit(**fit_options)
 
 
 class LutInputs(NamedTuple):
@@ -68,6 +60,12 @@ class LutInputs(NamedTuple):
     overhead_ns: float
     rules: RuleTable
     settings: Dict[str, object]
+    reference_ns: float  # the reference kernel's median the samples' ratios were scaled by
+
+    def fit(self, samples: Optional[Sequence[KernelSample]] = None, **fit_options) -> KernelLUT:
+        """The LUT of these inputs, or of some of their samples; `fit_options` go to lut.table.fit_lut."""
+        return fit_lut(self.samples if samples is None else samples, self.rules.absorbed(), self.settings,
+                       self.overhead_ns, self.rules.layout, **fit_options)
 
 
 def lut_inputs(bundle_dirs: Sequence[str]) -> LutInputs:
@@ -86,5 +84,5 @@ def lut_inputs(bundle_dirs: Sequence[str]) -> LutInputs:
     if rules is None:
         raise InputError("no fusion rule table for {} in the bundles (run `edge-agent detect-fusion --out ...`)".format(
             " ".join("{}={}".format(k, v) for k, v in settings.items() if v is not None)))
-    samples, overhead_ns = kernel_samples(kernels)
-    return LutInputs(samples, overhead_ns, rules, settings)
+    samples, overhead_ns, reference_ns = kernel_samples(kernels)
+    return LutInputs(samples, overhead_ns, rules, settings, reference_ns)

@@ -45,7 +45,7 @@ def model_layers(models_dir: Optional[str]) -> Dict[str, List[Dict[str, object]]
 
     import onnx
 
-    from edge_agent.kernelprof.space_prior import model_kernel_configs
+    from edge_agent.kernelprof.space_prior import kernel_configs_by_type
     from edge_agent.onnx_io import load_model
     from kernels.errors import KernelsError
 
@@ -54,11 +54,10 @@ def model_layers(models_dir: Optional[str]) -> Dict[str, List[Dict[str, object]]
         raise InputError("--kernel-models {}: no .onnx files there".format(models_dir))
     found = []
     for path in paths:
-        try:
-            kernels = model_kernel_configs(onnx.load_from_string(load_model(path).content))
+        try:  # one model at a time, so that an error names its file
+            found.append(kernel_configs_by_type([onnx.load_from_string(load_model(path).content)]))
         except KernelsError as error:
             raise InputError("--kernel-models: {}: {}".format(path, error)) from error
-        found.append({t: [c for kind, c in kernels if kind == t] for t in dict.fromkeys(k for k, _ in kernels)})
     return merged_layers(*found)
 
 

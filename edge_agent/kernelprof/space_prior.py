@@ -9,7 +9,7 @@ the common activation fusions would run them, and turned into kernels.single con
 
 import collections
 import json
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from edge_agent.fusion.ops import ACTIVATION_CLASSES
 from edge_agent.fusion.partition import Kernel, partition
@@ -62,9 +62,15 @@ def space_kernel_configs(space_name: str, models: int, seed: int) -> Dict[str, L
     from kernels.spaces import get_space
 
     space = get_space(space_name)
+    return kernel_configs_by_type(space.build(spec) for spec in space.sample(models, seed + SEED_OFFSET))
+
+
+def kernel_configs_by_type(models: Iterable) -> Dict[str, List[Dict[str, object]]]:
+    """Per kernel type, the distinct configs of the models' kernels (model_kernel_configs), the most frequent first
+    (ties in order of appearance)."""
     counts: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    for spec in space.sample(models, seed + SEED_OFFSET):
-        for kernel_type, config in model_kernel_configs(space.build(spec)):
+    for model in models:
+        for kernel_type, config in model_kernel_configs(model):
             counts[kernel_type][json.dumps(config, sort_keys=True)] += 1
     return {kernel_type: [json.loads(key) for key, _ in counter.most_common()]
             for kernel_type, counter in counts.items()}
