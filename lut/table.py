@@ -9,7 +9,7 @@ import onnx
 
 from edge_agent.kernelprof import regressor
 from lut import forest
-from lut.calibration import Calibration, ModelSum, fit_calibration
+from lut.calibration import Calibration, ModelSum, fit_calibration, scale_group
 from edge_agent.fusion.layout import LayoutRules, net_conversions
 from edge_agent.fusion.partition import Kernel, Pairs, partition, partition_infos
 
@@ -50,7 +50,7 @@ class KernelLUT:
     kinds: Dict[str, KindModel] = field(default_factory=dict)
     fallback_coef: np.ndarray = field(default_factory=lambda: np.zeros(3))  # ns = a + b*MFLOPs + c*KB moved
     calibration: Calibration = field(default_factory=Calibration)  # kernel sum -> whole model (lut.calibration)
-    skipped: int = 0  # samples that were not one kernel under these rules
+    skipped: int = 0  # samples that were not one kernel under these rules, or of a type this version cannot build
     layout: Optional[LayoutRules] = None  # the device's blocked-layout rules; None: conversions are not counted
 
     def predict_kernel(self, kernel: Kernel) -> KernelPrediction:
@@ -91,8 +91,12 @@ class KernelLUT:
         if self.layout is not None:
             layout_ns = self.layout.cost_ns(net_conversions(infos, [p.kernel.nodes for p in kernels], graph_inputs,
                                                             graph_outputs, self.layout))
+        group_ns = {"layout": layout_ns} if layout_ns else {}
+        for p in kernels:
+            group = scale_group(p.kernel.kind, p.kernel.config)
+            group_ns[group] = group_ns.get(group, 0.0) + p.latency_ns
         total = ModelSum(kernel_ns=sum(p.latency_ns for p in kernels), kernels=len(kernels), layout_ns=layout_ns,
-                         weight_bytes=float(FLOAT32_BYTES * sum(info.params for info in infos)))
+                         weight_bytes=float(FLOAT32_BYTES * sum(info.params for info in infos)), group_ns=group_ns)
         return total, kernels
 
     def fit_overhead(self, models: Sequence[onnx.ModelProto], measured_ns: Sequence[float]) -> None:
@@ -128,12 +132,18 @@ def fit_lut(samples: Sequence[KernelSample], absorbed: Pairs, settings: Dict[str
 
 def standalone_kernels(samples: Sequence[KernelSample], absorbed: Pairs, call_overhead_ns: float
                        ) -> Tuple[List[Kernel], List[float]]:
-    """The samples that are one kernel under these rules, and their latencies with the call overhead taken off."""
+    """The samples that are one kernel under these rules, and their latencies with the call overhead taken off. A
+    sample of a kernel type this version cannot build (a newer agent's, or a probe's) is left out like one that is not
+    one kernel: the LUT counts both as skipped."""
+    from kernels.errors import KernelsError
     from kernels.single import build_kernel_model
 
     kernels, latencies = [], []
     for sample in samples:
-        parts = partition(build_kernel_model(sample.kernel_type, sample.config), absorbed)
+        try:
+            parts = partition(build_kernel_model(sample.kernel_type, sample.config), absorbed)
+        except KernelsError:
+            continue
         if len(parts) != 1:
             continue
         kernels.append(parts[0])

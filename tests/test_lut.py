@@ -222,11 +222,70 @@ def test_calibration_finds_the_weight_term_where_models_outgrow_the_cache_and_on
     assert without.weight_ns_per_byte == 0.0 and without.kernel_scale == pytest.approx(1.1, rel=1e-6)
 
 
+def test_samples_of_a_kernel_type_this_version_cannot_build_are_skipped_and_counted():
+    unknown = KernelSample("conv_chain", {"hw": 8, "cin": 8, "convs": 3}, 5000.0)  # a probe of an older session
+    table = fit_lut(_samples() + [unknown], FUSED, {"runtime": "ort"})
+    assert table.skipped == 1
+    assert table.exact == fit_lut(_samples(), FUSED, {"runtime": "ort"}).exact
+
+
+def _grouped_models(count: int, seed: int = 0):
+    from lut.calibration import ModelSum
+
+    rng = np.random.RandomState(seed)
+    models = []
+    for _ in range(count):
+        group_ns = {"conv1x1": rng.uniform(1e5, 1e6), "conv": rng.uniform(1e5, 1e6), "dwconv": rng.uniform(0, 3e5),
+                    "other": rng.uniform(1e4, 1e5)}
+        models.append(ModelSum(sum(group_ns.values()), int(rng.randint(10, 80)), group_ns=group_ns))
+    return models
+
+
+def test_calibration_fits_a_scale_per_kernel_group_where_groups_move_apart_inside_models():
+    from lut.calibration import fit_calibration
+
+    models = _grouped_models(30)
+    true_scales = {"conv1x1": 0.85, "conv": 1.0, "dwconv": 1.3, "other": 0.4}
+    measured = [m.scaled_ns(true_scales) + 500.0 * m.kernels for m in models]
+    fitted = fit_calibration(models, measured)
+    assert fitted.group_scales == pytest.approx(true_scales, rel=1e-6)
+    assert fitted.per_kernel_ns == pytest.approx(500.0, rel=1e-6)
+    unseen = _grouped_models(5, seed=1)
+    assert [fitted.apply(m) for m in unseen] == pytest.approx(
+        [m.scaled_ns(true_scales) + 500.0 * m.kernels for m in unseen], rel=1e-6)
+    # one scale where the groups move together, and where too few models (or a split sum) leave nothing to tell
+    assert fit_calibration(models, [1.2 * m.kernel_ns for m in models]).group_scales == {}
+    assert fit_calibration(models[:10], measured[:10]).group_scales == {}
+
+
+def test_model_sums_split_the_kernels_by_scale_group():
+    table = fit_lut(_samples(), FUSED, {"runtime": "ort"})
+    total, kernels = table.model_sum(_hand_built())  # a 3x3 conv, a 1x1 conv and an add
+    assert set(total.group_ns) == {"conv", "conv1x1", "other"}
+    assert sum(total.group_ns.values()) == pytest.approx(total.kernel_ns + total.layout_ns)
+    assert total.group_ns["conv1x1"] == pytest.approx(kernels[1].latency_ns)
+
+
+def test_group_scales_survive_the_json_format(tmp_path):
+    from lut.calibration import Calibration
+
+    table = fit_lut(_samples(), FUSED, {"runtime": "ort"})
+    table.calibration = Calibration(per_kernel_ns=300.0, group_scales={"conv": 1.1, "conv1x1": 0.8, "other": 0.5})
+    path = tmp_path / "lut.json"
+    save_lut(table, str(path))
+    loaded = load_lut(str(path))
+    assert loaded.calibration == table.calibration
+    model = _hand_built()
+    assert loaded.predict_model(model)[0] == pytest.approx(table.predict_model(model)[0])
+    assert loaded.predict_model(model)[0] != pytest.approx(Calibration(per_kernel_ns=300.0).apply(
+        table.model_sum(model)[0]))
+
+
 def test_a_version_5_lut_still_loads_without_a_weight_term(tmp_path):
     table = fit_lut(_samples(), FUSED, {"runtime": "ort"})
     data = lut_to_dict(table)
     data["format_version"] = 5
-    for key in ("weight_ns_per_byte", "weight_cache_bytes"):
+    for key in ("weight_ns_per_byte", "weight_cache_bytes", "group_scales"):
         del data["calibration"][key]
     path = tmp_path / "lut.json"
     path.write_text(json.dumps(data))
