@@ -60,11 +60,13 @@ class ModelSum:
     weight_bytes: float = 0.0  # all its weights (float32 parameters)
     group_ns: Dict[str, float] = field(default_factory=dict)  # kernel_ns + layout_ns split by SCALE_GROUPS
 
+    def split_ns(self) -> Dict[str, float]:
+        """group_ns, or for a sum that was not split, all of it as "other"."""
+        return self.group_ns or {"other": self.kernel_ns + self.layout_ns}
+
     def scaled_ns(self, scales: Dict[str, float]) -> float:
-        """The kernels (and layout conversions) with each group's scale; a group without one takes "other"'s, and so
-        does a sum that was not split."""
-        split = self.group_ns or {"other": self.kernel_ns + self.layout_ns}
-        return sum(scales.get(group, scales.get("other", 1.0)) * ns for group, ns in split.items())
+        """The kernels (and layout conversions) with each group's scale; a group without one takes "other"'s."""
+        return sum(scales.get(group, scales.get("other", 1.0)) * ns for group, ns in self.split_ns().items())
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,10 @@ def fit_calibration(models: Sequence[ModelSum], measured_ns: Sequence[float], de
 def _own_scale_groups(models: Sequence[ModelSum]) -> Tuple[str, ...]:
     """The groups found in enough calibration models to fit a scale of their own; the rest share one, and where the
     rest is not found in as many, no group has a scale of its own (the rest's would be fitted from nothing)."""
-    found = {g: sum(m.group_ns.get(g, 0.0) != 0.0 for m in models) for g in SCALE_GROUPS}
+    splits = [m.split_ns() for m in models]
+    found = {g: sum(split.get(g, 0.0) != 0.0 for split in splits) for g in SCALE_GROUPS}
     own = tuple(g for g in SCALE_GROUPS if g != "other" and found[g] >= MIN_MODELS_PER_GROUP)
-    rest = sum(any(ns != 0.0 for g, ns in m.group_ns.items() if g not in own) for m in models)
+    rest = sum(any(ns != 0.0 for g, ns in split.items() if g not in own) for split in splits)
     return own if rest >= MIN_MODELS_PER_GROUP else ()
 
 
@@ -142,9 +145,9 @@ def _kernel_columns(models: Sequence[ModelSum], groups: Tuple[str, ...]) -> np.n
     """One column per group with its own scale and one for the rest; one column of all kernels where no group has."""
     if not groups:
         return np.asarray([[m.kernel_ns + m.layout_ns] for m in models], dtype=np.float64)
-    return np.asarray([[m.group_ns.get(g, 0.0) for g in groups]
-                       + [sum(ns for g, ns in m.group_ns.items() if g not in groups)] for m in models],
-                      dtype=np.float64)
+    splits = [m.split_ns() for m in models]
+    return np.asarray([[split.get(g, 0.0) for g in groups] + [sum(ns for g, ns in split.items() if g not in groups)]
+                       for split in splits], dtype=np.float64)
 
 
 def _leave_one_out_error(models: Sequence[ModelSum], measured: np.ndarray, cache_bytes: Optional[float],
