@@ -73,7 +73,7 @@ def lut_from_dict(data: Dict[str, Any], origin: str = "LUT") -> KernelLUT:
             calibration=_calibration_in(data["calibration"]),
             skipped=int(data.get("skipped", 0)),
             layout=None if data.get("layout") is None else LayoutRules.model_validate(data["layout"]))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # AttributeError: a list where a map belongs
         raise InputError("{} is a corrupt LUT: {}".format(origin, exc)) from None
 
 

@@ -279,6 +279,12 @@ def test_group_scales_survive_the_json_format(tmp_path):
     assert loaded.predict_model(model)[0] == pytest.approx(table.predict_model(model)[0])
     assert loaded.predict_model(model)[0] != pytest.approx(Calibration(per_kernel_ns=300.0).apply(
         table.model_sum(model)[0]))
+    for tampered in (["conv", 1.1], {"conv": "fast"}):
+        data = json.loads(path.read_text())
+        data["calibration"]["group_scales"] = tampered
+        path.write_text(json.dumps(data))
+        with pytest.raises(InputError, match="corrupt LUT"):
+            load_lut(str(path))
 
 
 def test_a_version_5_lut_still_loads_without_a_weight_term(tmp_path):
