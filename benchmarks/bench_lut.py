@@ -189,7 +189,9 @@ def device(args) -> None:
         _score(table, train, sets, args.per_model)
         print(table.calibration)
     _calib_left_out(table, subnets[::2], calib)
-    print("\nLUT: {} exact entries, kinds with a regressor: {}".format(len(table.exact), ", ".join(sorted(table.kinds))))
+    from bench_noise_ceiling import reference_spread
+    print("\nzoo pass: {}".format(reference_spread(zb)))
+    print("LUT: {} exact entries, kinds with a regressor: {}".format(len(table.exact), ", ".join(sorted(table.kinds))))
     print("profiling minutes: " + ", ".join("{} {:.1f}".format(k, v) for k, v in minutes.items()))
 
 

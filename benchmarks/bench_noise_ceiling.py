@@ -4,6 +4,12 @@ A predictor scored against these measurements cannot be expected to beat this sh
 
   python benchmarks/bench_noise_ceiling.py runs/this-cpu/bundle [--count 30] [-- extra profile args]
   python benchmarks/bench_noise_ceiling.py FIRST --second SECOND  (two passes already measured, e.g. hours apart)
+  python benchmarks/bench_noise_ceiling.py FIRST --spread SECOND THIRD ...  (each item's spread over the passes)
+
+`--spread` asks which of the two measures a machine holds still, item by item: the absolute median or the ratio to
+the interleaved reference. The ratio cancels a slowdown only where it slows item and reference alike; on a shared
+VM whose cache share moves, a small network moves with the reference and a large compute-bound one does not, and
+then its ratio carries the reference's movement (the reference's own spread within each pass is printed too).
 """
 
 import argparse
@@ -25,6 +31,34 @@ def _first_pass(bundle: str):
     first = {r.model.model_sha256: (summarize(r.samples_ns).median_ns,
                                     interleaved_ratio(r.samples_ns, r.reference_samples_ns)) for r in records}
     return first, records[0].reference.model_sha256
+
+
+def _spread(bundles) -> None:
+    """Per item (in the order of its median time): max/min over the passes of its absolute median and of its ratio;
+    then per pass, max/min of the reference's medians over that pass's records."""
+    passes = [_first_pass(b)[0] for b in bundles]
+    names = {r.model.model_sha256: r.model.name for b in bundles for r in read_records(b).records}
+    items = [sha for sha in set().union(*passes) if sum(sha in p for p in passes) >= 2]
+    print("| item | median ms | passes | absolute median: max/min | ratio: max/min |")
+    print("| --- | --- | --- | --- | --- |")
+    for sha in sorted(items, key=lambda s: np.median([p[s][0] for p in passes if s in p])):
+        values = np.array([p[sha] for p in passes if sha in p])
+        print("| {} | {:.2f} | {} | {:.3f} | {:.3f} |".format(
+            names[sha], np.median(values[:, 0]) / 1e6, len(values),
+            *(values[:, k].max() / values[:, k].min() for k in (0, 1))))
+    for bundle in bundles:
+        print("{}: {}".format(bundle, reference_spread(bundle)))
+
+
+def reference_spread(bundle: str) -> str:
+    """How far the interleaved reference's median moved over one pass's valid records: what the ratio cancels for
+    items that move with the reference, and adds to those that do not."""
+    medians = [summarize(r.reference_samples_ns).median_ns for r in read_records(bundle).records
+               if r.valid and r.reference_samples_ns]
+    if not medians:
+        return "no valid record with an interleaved reference"
+    return "the reference's median {:.3f}-{:.3f} ms over {} records (max/min {:.3f})".format(
+        min(medians) / 1e6, max(medians) / 1e6, len(medians), max(medians) / min(medians))
 
 
 def _agreement(a, b):
@@ -61,8 +95,13 @@ def main() -> None:
     parser.add_argument("bundle")
     parser.add_argument("--count", type=int, default=30)
     parser.add_argument("--second", help="a bundle of the same items measured later: compare, measure nothing")
+    parser.add_argument("--spread", nargs="+", metavar="BUNDLE",
+                        help="more passes of the same items: each item's spread over all of them, measure nothing")
     args, extra = parser.parse_known_args()  # the rest goes to `edge-agent profile` (argparse refuses "-- --flag")
     args.extra = [a for a in extra if a != "--"]
+    if args.spread:
+        _spread([args.bundle] + args.spread)
+        return
     first, reference_sha = _first_pass(args.bundle)
     chosen = sorted(first)[:args.count]
     second = _first_pass(args.second)[0] if args.second else _measure_again(args, chosen, reference_sha)

@@ -16,9 +16,9 @@ SPACE = get_space("calib-cnn")
 
 def test_ids_are_stable():
     reference = SPACE.reference_spec()
-    assert reference.id == "c3fdbfe84cace9f3"  # fixed forever for space version 1: ids name records in bundles
+    assert reference.id == "ee3e19a8e2250638"  # fixed forever for space version 2: ids name records in bundles
     assert spec_from_dict(reference.to_dict()).id == reference.id
-    assert [s.id for s in SPACE.sample(2, seed=0)] == ["b8fa826750d4cc1b", "859ad9eacaac4fe6"]
+    assert [s.id for s in SPACE.sample(2, seed=0)] == ["b1a7d49964534d58", "21c219cc47e5fcc7"]
 
 
 def _widen(c):
@@ -31,7 +31,9 @@ def _widen(c):
     (lambda c: c.__setitem__("resolution", 100), "resolution must be"),
     (lambda c: c.__setitem__("stem", 24.0), "stem must be"),
     (lambda c: c["stages"].pop() and c["stages"].pop(), "3 to 5 stages"),
-    (lambda c: c["stages"][0].__setitem__("block", "dense"), "'block' is one of"),
+    (lambda c: c["stages"][0].__setitem__("block", "fire"), "'block' is one of"),
+    (lambda c: c["stages"].__setitem__(1, {"block": "dense", "width": 96, "depth": 2, "growth": 24}), "growth must be"),
+    (lambda c: c["stages"].__setitem__(1, {"block": "dense", "width": 96, "depth": 2, "growth": 16}), "width >= 104"),
     (lambda c: c["stages"][0].pop("se"), "exactly block, width, depth, expand, kernel, se"),
     (lambda c: c["stages"][1].__setitem__("width", 100), "multiple of 8"),
     (lambda c: c["stages"][1].__setitem__("depth", True), "depth one of"),
@@ -47,7 +49,8 @@ def test_invalid_specs_are_refused(mutate, message):
 
 
 def test_counted_sizes_match_the_built_model():
-    for spec in [SPACE.reference_spec()] + SPACE.sample(3, seed=2):
+    dense = _first(SPACE.sample(20, seed=0), "dense", False)
+    for spec in [SPACE.reference_spec(), dense] + SPACE.sample(3, seed=2):
         model = SPACE.build(spec)
         weight_bytes, flops = size_of(spec.choices)
         assert weight_bytes == 4 * model_params(model)
@@ -65,7 +68,10 @@ def test_sampling_deterministic_distinct_and_spans_weight_sizes():
     gaps = np.diff(np.sort(np.log(weight_mb)))
     assert gaps.max() < 0.3 * (np.log(weight_mb.max()) - np.log(weight_mb.min()))  # no large empty stretch
     assert list(weight_mb) != sorted(weight_mb)  # not handed out in size order
-    assert {s.choices["stages"][0]["block"] for s in first} == {"plain", "basic", "bottleneck", "inverted", "grouped"}
+    assert {t["block"] for s in first for t in s.choices["stages"]} == {
+        "plain", "basic", "bottleneck", "inverted", "grouped", "dense"}
+    families = [len({t["block"] for t in s.choices["stages"]}) == 1 for s in first]
+    assert 0 < sum(families) < len(first)  # whole families (a RegNetX-like net) beside mixes
 
 
 def _run(model: onnx.ModelProto, path, runtime: str) -> np.ndarray:
@@ -81,7 +87,8 @@ def _first(specs, block: str, se: bool):
 
 def test_sampled_models_run_in_both_runtimes(tmp_path):
     sample = sorted(SPACE.sample(20, seed=0), key=lambda s: size_of(s.choices)[0])
-    specs = [sample[0], sample[-1], _first(sample, "grouped", False), _first(sample, "inverted", True)]
+    specs = [sample[0], sample[-1], _first(sample, "grouped", False), _first(sample, "inverted", True),
+             _first(sample, "dense", False)]
     for k, spec in enumerate(specs):
         model = SPACE.build(spec, seed=k, fold_bn=k != 1)
         onnx.checker.check_model(model, full_check=True)

@@ -12,9 +12,15 @@ C a multiple of 8 in [16, 64], A relu/relu6/hswish, K 100/1000, and each stage
 - `bottleneck`: 1x1 to W/4 -> 3x3 -> 1x1 to W, add;
 - `inverted`: 1x1 expand to Cin x `expand` (3|6) -> depthwise `kernel` (3|5) -> squeeze-excite if `se` -> 1x1 to W,
   add when shapes match (MobileNetV2/V3 block);
-- `grouped`: 1x1 -> grouped 3x3 of `group_width` (8|16|32|64, dividing W) channels per group -> 1x1, add (ResNeXt).
-A residual block that changes shape takes a 1x1 stride-2 projection shortcut. A spec is refused beyond 3 GFLOPs
-(convolutions and FC, multiply-add = 2) or 120 MB of fp32 weights, so one inference stays near 100 ms on a laptop core.
+- `grouped`: 1x1 -> grouped 3x3 of `group_width` (4|8|16|32|64, dividing W) channels per group -> 1x1, add
+  (ResNeXt 32x4d's first stage has 4, RegNetX 8-56);
+- `dense`: a transition (1x1 to W - 3 D `growth` channels, 2x2 average pool) then 3 D layers, each 1x1 to 4 `growth`
+  -> 3x3 to `growth` (16|32), concatenated to its input (DenseNet); W must leave 8 channels to the transition.
+A residual block that changes shape takes a 1x1 stride-2 projection shortcut. Half the sampled networks keep one block
+type through every stage, as the families they stand in for do (a network of grouped stages only is a RegNetX, whose
+share of time in grouped convs a mix never reaches); the other half draw each stage's type. A spec is refused beyond
+3 GFLOPs (convolutions and FC, multiply-add = 2) or 120 MB of fp32 weights, so one inference stays near 100 ms on a
+laptop core.
 """
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -32,7 +38,10 @@ ACTS = ("relu", "relu6", "hswish")
 CLASSES = (100, 1000)
 EXTRAS = {"plain": {}, "basic": {}, "bottleneck": {},
           "inverted": {"expand": (3, 6), "kernel": (3, 5), "se": (False, True)},
-          "grouped": {"group_width": (8, 16, 32, 64)}}
+          "grouped": {"group_width": (4, 8, 16, 32, 64)}, "dense": {"growth": (16, 32)}}
+DENSE_LAYERS_PER_DEPTH = 3
+MIN_TRANSITION_WIDTH = 8
+FAMILY_SHARE = 0.5  # of sampled networks, one block type in every stage
 BLOCKS = tuple(sorted(EXTRAS))
 STEMS = tuple(range(16, 65, 8))
 STAGE_COUNTS = (3, 4, 5)
@@ -85,8 +94,20 @@ def _shortcut(b: GraphBuilder, x: str, y: str, stride: int) -> str:
     return b.conv(x, b.channels(y), kernel=1, stride=stride, act="none")
 
 
+def _dense_layers(b: GraphBuilder, x: str, stage: Dict[str, Any], stride: int, act: str) -> str:
+    growth = stage["growth"]
+    if stride == 2:
+        transition = stage["width"] - DENSE_LAYERS_PER_DEPTH * stage["depth"] * growth
+        x = b.pool(b.conv(x, transition, 1, act=act), "avg", kernel=2, stride=2)
+    for _ in range(DENSE_LAYERS_PER_DEPTH):
+        x = b.concat([x, b.conv(b.conv(x, 4 * growth, 1, act=act), growth, 3, act=act)])
+    return x
+
+
 def _block(b: GraphBuilder, x: str, stage: Dict[str, Any], stride: int, act: str) -> str:
     kind, width = stage["block"], stage["width"]
+    if kind == "dense":
+        return _dense_layers(b, x, stage, stride, act)
     if kind == "plain":
         return b.conv(x, width, 3, stride, act=act)
     if kind == "inverted":
@@ -142,6 +163,13 @@ def _check_stage(stage: Any, where: str) -> None:
             raise SpaceError("{}: {} must be one of {}".format(where, key, options))
     if stage["block"] == "grouped" and width % stage["group_width"]:
         raise SpaceError("{}: group_width {} does not divide width {}".format(where, stage["group_width"], width))
+    if stage["block"] == "dense" and _transition_width(stage) < MIN_TRANSITION_WIDTH:
+        raise SpaceError("{}: a dense stage of depth {} and growth {} needs width >= {}".format(
+            where, depth, stage["growth"], width - _transition_width(stage) + MIN_TRANSITION_WIDTH))
+
+
+def _transition_width(stage: Dict[str, Any]) -> int:
+    return stage["width"] - DENSE_LAYERS_PER_DEPTH * stage["depth"] * stage["growth"]
 
 
 def _check_top(choices: Dict[str, Any]) -> None:
@@ -155,21 +183,38 @@ def _check_top(choices: Dict[str, Any]) -> None:
             STAGE_COUNTS[0], STAGE_COUNTS[-1]))
 
 
-def _random_stage(rng: "np.random.RandomState", width: int) -> Dict[str, Any]:
-    block = str(rng.choice(BLOCKS))
+def _fits(stage: Dict[str, Any], key: str, option: Any) -> bool:
+    if key == "group_width":
+        return stage["width"] % option == 0
+    if key == "growth":
+        return _transition_width(dict(stage, growth=option)) >= MIN_TRANSITION_WIDTH
+    return True
+
+
+def _random_stage(rng: "np.random.RandomState", width: int, block: Optional[str]) -> Dict[str, Any]:
+    """A stage of `block` (None: a random type); a dense stage too narrow for its depth gets the deepest that fits,
+    and one too narrow for any becomes a plain stage."""
+    block = block or str(rng.choice(BLOCKS))
     stage = {"block": block, "width": width, "depth": int(rng.choice(DEPTHS))}
+    if block == "dense":
+        narrowest = min(EXTRAS["dense"]["growth"])
+        stage["depth"] = max([d for d in DEPTHS[:stage["depth"]] if _fits(dict(stage, depth=d), "growth", narrowest)],
+                             default=0)
+        if not stage["depth"]:
+            return {"block": "plain", "width": width, "depth": int(rng.choice(DEPTHS))}
     for key, options in EXTRAS[block].items():
-        fits = [o for o in options if key != "group_width" or width % o == 0]
+        fits = [o for o in options if _fits(stage, key, o)]
         stage[key] = fits[rng.randint(len(fits))]
     return stage
 
 
 def _random_choices(rng: "np.random.RandomState") -> Dict[str, Any]:
     stem = int(rng.choice(STEMS))
+    family = str(rng.choice(BLOCKS)) if rng.uniform() < FAMILY_SHARE else None
     width, stages = stem, []
     for _ in range(int(rng.choice(STAGE_COUNTS))):
         width = min(MAX_WIDTH, 8 * max(1, round(width * rng.uniform(*GROWTH) / 8)))
-        stages.append(_random_stage(rng, width))
+        stages.append(_random_stage(rng, width, family))
     return {"resolution": int(rng.choice(RESOLUTIONS)), "stem": stem, "act": str(rng.choice(ACTS)),
             "classes": int(rng.choice(CLASSES)), "stages": stages}
 
@@ -177,10 +222,10 @@ def _random_choices(rng: "np.random.RandomState") -> Dict[str, Any]:
 @register_space
 class CalibCnnSpace(Space):
     name = "calib-cnn"
-    version = 1
+    version = 2  # 2: dense stages, group width 4, single-family networks
     input_shape = (1, 3, 224, 224)  # the largest; each spec names its own resolution (96-224)
-    description = "random generic CNNs (plain/basic/bottleneck/inverted/grouped stages), 0.2-120 MB of weights, " \
-                  "for calibrating kernel LUTs to whole models"
+    description = "random generic CNNs (plain/basic/bottleneck/inverted/grouped/dense stages), " \
+                  "0.2-120 MB of weights, for calibrating kernel LUTs to whole models"
     reference_description = "160x160, 4 stages: inverted 48, basic 96, bottleneck 192, grouped 384 (2 blocks each)"
 
     def reference_spec(self) -> SubnetSpec:
