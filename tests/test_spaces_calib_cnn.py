@@ -21,6 +21,23 @@ def test_ids_are_stable():
     assert [s.id for s in SPACE.sample(2, seed=0)] == ["b1a7d49964534d58", "21c219cc47e5fcc7"]
 
 
+def test_version_1_specs_still_build_as_they_did():
+    from kernels.spaces.calib_cnn import REFERENCE
+
+    old = spec_from_dict({"space": "calib-cnn", "space_version": 1, "choices": REFERENCE})
+    assert old.id == "c3fdbfe84cace9f3"  # version 1's fixed reference id: its bundles name records by it
+    built = SPACE.build(old)
+    assert [n.op_type for n in built.graph.node] == [n.op_type for n in SPACE.build(SPACE.reference_spec()).graph.node]
+    for stage, message in (({"block": "dense", "width": 96, "depth": 1, "growth": 16}, "'block' is one of"),
+                           ({"block": "grouped", "width": 96, "depth": 1, "group_width": 4}, "group_width must be")):
+        choices = dict(REFERENCE, stages=REFERENCE["stages"][:3] + [stage])
+        spec_from_dict({"space": "calib-cnn", "space_version": 2, "choices": choices})  # new in version 2
+        with pytest.raises(SpaceError, match=message):
+            spec_from_dict({"space": "calib-cnn", "space_version": 1, "choices": choices})
+    with pytest.raises(SpaceError, match="builds versions 2, 1"):
+        spec_from_dict({"space": "calib-cnn", "space_version": 3, "choices": REFERENCE})
+
+
 def _widen(c):
     c["stages"][3]["width"] = 2048
     c["stages"][3]["depth"] = 4

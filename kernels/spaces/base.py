@@ -3,7 +3,7 @@
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnx
@@ -40,6 +40,7 @@ class Space:
 
     name = ""
     version = 0
+    older_versions: Tuple[int, ...] = ()  # whose specs build() still builds as they were (sample() draws `version`)
     input_shape = (1, 3, 32, 32)
     description = ""
     reference_description = ""
@@ -64,10 +65,10 @@ class Space:
             raise SpaceError("a subnet spec is a JSON object with 'space', 'space_version' and 'choices'")
         if d.get("space") != self.name:
             raise SpaceError("spec is for space {!r}, not {!r}".format(d.get("space"), self.name))
-        if d.get("space_version") != self.version:
-            raise SpaceError("spec is for {} version {!r}; this agent builds version {}".format(
-                self.name, d.get("space_version"), self.version))
-        spec = SubnetSpec(self.name, self.version, json.loads(canonical_json(d["choices"])))
+        if d.get("space_version") not in self._versions():
+            raise SpaceError("spec is for {} version {!r}; this agent builds versions {}".format(
+                self.name, d.get("space_version"), ", ".join(map(str, self._versions()))))
+        spec = SubnetSpec(self.name, d["space_version"], json.loads(canonical_json(d["choices"])))
         self.validate(spec)
         return spec
 
@@ -75,8 +76,11 @@ class Space:
         """Raise SpaceError if the spec's choices are not a network of this space."""
         raise NotImplementedError
 
+    def _versions(self) -> Tuple[int, ...]:
+        return (self.version,) + tuple(self.older_versions)
+
     def _check_spec(self, spec: SubnetSpec) -> None:
-        if spec.space != self.name or spec.space_version != self.version:
+        if spec.space != self.name or spec.space_version not in self._versions():
             raise SpaceError("spec {} is for {} v{}, not {} v{}".format(
                 spec.id, spec.space, spec.space_version, self.name, self.version))
         self.validate(spec)

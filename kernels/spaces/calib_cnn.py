@@ -43,6 +43,8 @@ DENSE_LAYERS_PER_DEPTH = 3
 MIN_TRANSITION_WIDTH = 8
 FAMILY_SHARE = 0.5  # of sampled networks, one block type in every stage
 BLOCKS = tuple(sorted(EXTRAS))
+# version 1, whose specs still build as they did: no dense stages, no group width 4
+EXTRAS_V1 = dict({k: v for k, v in EXTRAS.items() if k != "dense"}, grouped={"group_width": (8, 16, 32, 64)})
 STEMS = tuple(range(16, 65, 8))
 STAGE_COUNTS = (3, 4, 5)
 DEPTHS = (1, 2, 3, 4)
@@ -146,10 +148,11 @@ def size_of(choices: Dict[str, Any]) -> Tuple[int, int]:
     return 4 * counter.params, counter.flops
 
 
-def _check_stage(stage: Any, where: str) -> None:
-    if not isinstance(stage, dict) or stage.get("block") not in EXTRAS:
-        raise SpaceError("{}: a stage is an object whose 'block' is one of {}".format(where, ", ".join(BLOCKS)))
-    extras = EXTRAS[stage["block"]]
+def _check_stage(stage: Any, where: str, version_extras: Dict[str, Dict[str, tuple]]) -> None:
+    if not isinstance(stage, dict) or stage.get("block") not in version_extras:
+        raise SpaceError("{}: a stage is an object whose 'block' is one of {}".format(
+            where, ", ".join(sorted(version_extras))))
+    extras = version_extras[stage["block"]]
     if set(stage) != {"block", "width", "depth"} | set(extras):
         raise SpaceError("{}: a {} stage has exactly block, width, depth{}".format(
             where, stage["block"], "".join(", " + k for k in sorted(extras))))
@@ -223,6 +226,7 @@ def _random_choices(rng: "np.random.RandomState") -> Dict[str, Any]:
 class CalibCnnSpace(Space):
     name = "calib-cnn"
     version = 2  # 2: dense stages, group width 4, single-family networks
+    older_versions = (1,)
     input_shape = (1, 3, 224, 224)  # the largest; each spec names its own resolution (96-224)
     description = "random generic CNNs (plain/basic/bottleneck/inverted/grouped/dense stages), " \
                   "0.2-120 MB of weights, for calibrating kernel LUTs to whole models"
@@ -241,7 +245,7 @@ class CalibCnnSpace(Space):
     def validate(self, spec: SubnetSpec) -> None:
         _check_top(spec.choices)
         for s, stage in enumerate(spec.choices["stages"]):
-            _check_stage(stage, "stage {}".format(s + 1))
+            _check_stage(stage, "stage {}".format(s + 1), EXTRAS if spec.space_version == self.version else EXTRAS_V1)
         weight_bytes, flops = size_of(spec.choices)
         if weight_bytes > MAX_WEIGHT_BYTES or flops > MAX_FLOPS:
             raise SpaceError("calib-cnn spec {} is too large: {:.1f} MB of weights, {:.2f} GFLOPs (limits {} MB, "
