@@ -26,8 +26,9 @@ def test_version_1_specs_still_build_as_they_did():
 
     old = spec_from_dict({"space": "calib-cnn", "space_version": 1, "choices": REFERENCE})
     assert old.id == "c3fdbfe84cace9f3"  # version 1's fixed reference id: its bundles name records by it
-    built = SPACE.build(old)
-    assert [n.op_type for n in built.graph.node] == [n.op_type for n in SPACE.build(SPACE.reference_spec()).graph.node]
+    built, new = SPACE.build(old), SPACE.build(SPACE.reference_spec())  # the same choices: the same network
+    assert [n.op_type for n in built.graph.node] == [n.op_type for n in new.graph.node]
+    assert [t.raw_data for t in built.graph.initializer] == [t.raw_data for t in new.graph.initializer]
     for stage, message in (({"block": "dense", "width": 96, "depth": 1, "growth": 16}, "'block' is one of"),
                            ({"block": "grouped", "width": 96, "depth": 1, "group_width": 4}, "group_width must be")):
         choices = dict(REFERENCE, stages=REFERENCE["stages"][:3] + [stage])
