@@ -99,8 +99,7 @@ def _shortcut(b: GraphBuilder, x: str, y: str, stride: int) -> str:
 def _dense_layers(b: GraphBuilder, x: str, stage: Dict[str, Any], stride: int, act: str) -> str:
     growth = stage["growth"]
     if stride == 2:
-        transition = stage["width"] - DENSE_LAYERS_PER_DEPTH * stage["depth"] * growth
-        x = b.pool(b.conv(x, transition, 1, act=act), "avg", kernel=2, stride=2)
+        x = b.pool(b.conv(x, _transition_width(stage), 1, act=act), "avg", kernel=2, stride=2)
     for _ in range(DENSE_LAYERS_PER_DEPTH):
         x = b.concat([x, b.conv(b.conv(x, 4 * growth, 1, act=act), growth, 3, act=act)])
     return x
