@@ -75,23 +75,25 @@ def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, pa
 @click.option("--spec", "spec_files", multiple=True, type=click.Path(path_type=Path),
               help="JSON file with a subnet spec or a list of specs (repeatable).")
 @click.option("--reference-ms", type=float, default=None, help="The target device's reference-model latency (ms).")
+@click.option("--dataset", "dataset_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Dataset that measured --device's reference latency (instead of --reference-ms).")
+@click.option("--device", default=None,
+              help="Target device: its reference latency from --dataset, else from the predictor's training; a "
+                   "training device also predicts with its own head.")
 @json_option
-def predict(predictor_dir, files, space, archs, spec_files, reference_ms, as_json):
+def predict(predictor_dir, files, space, archs, spec_files, reference_ms, dataset_dir, device, as_json):
     """Predict the latency of ONNX files, space architectures or specs."""
-    from trainer.encoding_cache import EncodingCache
-    from trainer.predicting import encode_inputs, resolve_reference_ms
-    from trainer.predicting import predict as run_predict
-    from trainer.predictors.store import load_predictor
+    from trainer.api import load_predictor
+    from trainer.predicting import command_inputs
 
-    predictor, config = load_predictor(predictor_dir)
-    reference = resolve_reference_ms(predictor, config, reference_ms)
-    encoded = encode_inputs(EncodingCache(None, predictor.vocabulary), files, space, archs, spec_files)
-    values = run_predict(predictor, [e for _, e in encoded], reference)
+    predictor = load_predictor(predictor_dir, dataset_dir, device, reference_ms, space)
+    inputs, labels = command_inputs(files, space, archs, spec_files)
+    results = predictor.predict_many(inputs, labels=labels)
     if as_json:
-        click.echo(json.dumps([{"input": label, "predicted_ms": ms} for (label, _), ms in zip(encoded, values)]))
+        click.echo(json.dumps([{"input": r.input, "predicted_ms": r.ms} for r in results]))
         return
-    for (label, _), ms in zip(encoded, values):
-        click.echo("{:.4f} ms  {}".format(ms, label))
+    for result in results:
+        click.echo("{:.4f} ms  {}".format(result.ms, result.input))
 
 
 @click.command()
