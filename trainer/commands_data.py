@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from trainer import tables
+
 dataset_option = click.option("--dataset", "dataset_dir", required=True, type=click.Path(path_type=Path),
                               help="Dataset directory (created on first ingest).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
@@ -54,19 +56,101 @@ def devices(dataset_dir, as_json):
 
 @click.command("import-table")
 @click.argument("csv_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--space", required=True, help="Model space the architectures belong to (e.g. nb201).")
-@click.option("--arch-column", required=True, help="Column holding the architecture string.")
-@click.option("--latency-column", required=True, help="Column holding the latency in milliseconds.")
-@click.option("--device", required=True, help="Device name to file the rows under.")
+@click.option("--space", default=None, help="Rows are architecture strings of this space (e.g. nb201).")
+@click.option("--arch-column", default=None, help="With --space: the column holding the architecture string.")
+@click.option("--models", "models_dir", default=None, type=click.Path(path_type=Path), metavar="DIR",
+              help="Rows name ONNX files: a row's model is DIR/<name>.onnx (stored in the dataset by sha256).")
+@click.option("--model-column", default=None, help="With --models: the column holding the model name (default model).")
+@click.option("--reference", default=None,
+              help="With --models: the model whose row is each device's reference (labels are latency / its latency "
+                   "on the same device; a device where its cell is blank is skipped, with the reason printed).")
+@click.option("--unit", type=click.Choice(list(tables.UNIT_MS)), default=None,
+              help="With --models: the unit of the latency cells (default ms); stored in ms.")
+@click.option("--latency-column", "latency_columns", multiple=True,
+              help="A column of latencies (repeatable, paired in order with --device; with --space in ms).")
+@click.option("--device", "devices", multiple=True, help="The device to file the paired column under (repeatable).")
+@click.option("--columns", "columns_glob", default=None,
+              help="With --models: import every column matching this glob (fnmatch, case-sensitive), each as the "
+                   "device named by the column minus the glob's literal suffix (what follows its last wildcard): "
+                   "'*|mean' files 'pixel4|1large|float|mean' under 'pixel4|1large|float'. A column ending in 'mean' "
+                   "whose twin ending in 'std' exists keeps that standard deviation with each row.")
 @dataset_option
-def import_table(csv_path, space, arch_column, latency_column, device, dataset_dir):
-    """Import a public measured table (one architecture per row, latency in ms)."""
+@json_option
+def import_table(csv_path, space, arch_column, models_dir, model_column, reference, unit, latency_columns, devices,
+                 columns_glob, dataset_dir, as_json):
+    """Import a public measured table: one model per row (a space's architecture string or the name of an ONNX
+    file), one latency column per device. Blank or invalid cells, missing ONNX files and models that fail to encode
+    are skipped and counted per device. Re-importing the same table adds nothing."""
     from trainer.dataset import Dataset
-    from trainer.tables import import_table as run_import
 
-    report = run_import(csv_path, space, arch_column, latency_column, device, Dataset(dataset_dir, create=True))
-    state = "already imported, nothing added" if report.already_imported else "{} row(s) imported".format(
+    _check_table_mode(space, arch_column, models_dir, model_column, reference, unit, columns_glob)
+    dataset = Dataset(dataset_dir, create=True)
+    if models_dir is None:
+        _import_space_table(csv_path, space, arch_column, latency_columns, devices, dataset, as_json)
+        return
+    table = tables.NamedTable(models_dir, reference, unit or "ms", model_column or "model", tuple(latency_columns),
+                       tuple(devices), columns_glob)
+    report = tables.import_named_table(csv_path, table, dataset)
+    if as_json:
+        click.echo(json.dumps(dict(report.__dict__, devices=[d.__dict__ for d in report.devices]), indent=1))
+        return
+    for device in report.devices:
+        click.echo(_device_line(device))
+    click.echo(_summary_line(report))
+
+
+def _check_table_mode(space, arch_column, models_dir, model_column, reference, unit, columns_glob) -> None:
+    """A table's rows are either a space's architectures or named ONNX files; each form has its own options."""
+    from edge_agent.errors import InputError
+
+    if (space is None) == (models_dir is None):
+        raise InputError("give either --space (rows are architecture strings) or --models (rows name ONNX files)")
+    if space is not None:
+        extra = [name for name, value in (("--model-column", model_column), ("--reference", reference),
+                                          ("--unit", unit), ("--columns", columns_glob)) if value is not None]
+        if extra:
+            raise InputError("{} applies to --models tables, not to --space ones".format(", ".join(extra)))
+        if arch_column is None:
+            raise InputError("--space needs --arch-column")
+    elif arch_column is not None:
+        raise InputError("--arch-column applies to --space tables; with --models give --model-column")
+    elif reference is None:
+        raise InputError("--models needs --reference NAME: the model every device's latencies are divided by")
+
+
+def _import_space_table(csv_path, space, arch_column, latency_columns, devices, dataset, as_json) -> None:
+    reports = []
+    for latency_column, device in tables.paired_columns(latency_columns, devices):
+        report = tables.import_table(csv_path, space, arch_column, latency_column, device, dataset)
+        reports.append(dict(report.__dict__, device=device, column=latency_column))
+        if as_json:
+            continue
+        click.echo("{} {}: {}; skipped {} blank, {} disconnected, {} invalid; reference {:.4g} ms".format(
+            device, latency_column, _state(report), report.skipped_blank, report.skipped_disconnected, report.skipped_invalid,
+            report.reference_ms))
+    if as_json:
+        click.echo(json.dumps(reports, indent=1))
+
+
+def _device_line(device) -> str:
+    if device.skipped_reason:
+        return "{} ({}): skipped: {}".format(device.device, device.column, device.skipped_reason)
+    return ("{} ({}{}): {}; skipped {} blank, {} invalid, {} missing file, {} failed to encode; "
+            "reference {:.4g} ms").format(
+        device.device, device.column, " ± " + device.std_column if device.std_column else "", _state(device),
+        device.skipped_blank, device.skipped_invalid, device.skipped_missing, device.skipped_unencodable,
+        device.reference_ms)
+
+
+def _state(report) -> str:
+    return "already imported, nothing added" if report.already_imported else "{} row(s) imported".format(
         report.imported)
-    click.echo("{} {}: {}; skipped {} blank, {} disconnected, {} invalid; reference {:.4g} ms".format(
-        device, latency_column, state, report.skipped_blank, report.skipped_disconnected, report.skipped_invalid,
-        report.reference_ms))
+
+
+def _summary_line(report) -> str:
+    imported = [d for d in report.devices if d.skipped_reason is None and not d.already_imported]
+    return ("{} model(s): {} encoded, {} missing, {} failed to encode; {} device(s) imported ({} row(s)), {} already "
+            "imported, {} skipped; {:.1f} s").format(
+        report.models, report.models_encoded, report.models_missing, report.models_unencodable, len(imported),
+        sum(d.imported for d in imported), sum(1 for d in report.devices if d.already_imported),
+        sum(1 for d in report.devices if d.skipped_reason), report.seconds)

@@ -4,7 +4,7 @@ ingested (so re-ingesting the same bundle or table adds nothing).
 DIR/
   measurements.parquet   one row per measurement (ROW_FIELDS)
   sources.json           every ingested bundle or table, by content hash
-  models/<sha256>.onnx   models measured by bundles
+  models/<sha256>.onnx   models measured by bundles or named by tables (import-table --models)
   encodings/             graph encodings cached by model hash (trainer.encoding)
   devices/<device>/rules/  the device's fusion rule tables (edge_agent.fusion.rules), for kernel lookup tables
 """
@@ -15,7 +15,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from edge_agent.errors import InputError
 
@@ -24,13 +24,17 @@ DATASET_VERSION = 1
 MODEL_KINDS = ("model", "subnet", "reference")
 
 # Column name -> pyarrow type name. latency_ms is the median of the item's samples; ratio is the drift-free
-# interleaved ratio to the reference (bundles) or latency / the table's reference row (tables).
+# interleaved ratio to the reference (bundles) or latency / the table's reference row (tables); latency_std_ms is a
+# table's standard deviation of the latency, where it has one.
+# New columns go last and are nullable: reading with _schema() fills the columns an older file lacks with nulls, and
+# older code ignores the columns it does not know, so DATASET_VERSION need not change for them.
 ROW_FIELDS = (
     ("row_id", "string"), ("device", "string"), ("source", "string"), ("record_id", "string"),
     ("item_id", "string"), ("item_kind", "string"), ("model_sha256", "string"), ("spec_json", "string"),
     ("runtime", "string"), ("runtime_version", "string"), ("threads", "int64"), ("opt_level", "string"),
     ("status", "string"), ("valid", "bool_"), ("reference_item_id", "string"), ("reference_record_id", "string"),
     ("latency_ms", "float64"), ("reference_latency_ms", "float64"), ("ratio", "float64"), ("cv", "float64"),
+    ("latency_std_ms", "float64"),
 )
 
 
@@ -113,12 +117,21 @@ class Dataset:
 
     def append(self, rows: List[Dict[str, Any]], source: Source) -> int:
         """Add rows whose row_id is new and record the source; returns how many rows were added."""
+        return self.append_sources([(source, rows)])[0]
+
+    def append_sources(self, batches: Sequence[Tuple[Source, List[Dict[str, Any]]]]) -> List[int]:
+        """append() for several sources at once, rewriting the table once; returns the rows added per source."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         existing = self.arrow()
         known = set(existing.column("row_id").to_pylist()) if existing is not None else set()
-        fresh = [row for row in rows if row["row_id"] not in known]
+        fresh_counts, fresh = [], []
+        for _, rows in batches:
+            new = [row for row in rows if row["row_id"] not in known]
+            known.update(row["row_id"] for row in new)
+            fresh_counts.append(len(new))
+            fresh += new
         names = [name for name, _ in ROW_FIELDS]
         added = pa.Table.from_pylist([{name: row.get(name) for name in names} for row in fresh], schema=_schema())
         table = pa.concat_tables([existing, added]) if existing is not None else added
@@ -126,9 +139,9 @@ class Dataset:
         pq.write_table(table, tmp)
         os.replace(tmp, self.table_path)
         kept = [s.__dict__ for s in self.sources()]
-        kept.append(dict(source.__dict__, rows=len(fresh)))
+        kept += [dict(source.__dict__, rows=count) for (source, _), count in zip(batches, fresh_counts)]
         _write_json(self.root / "sources.json", kept)
-        return len(fresh)
+        return fresh_counts
 
     def store_model(self, sha256: str, path: Path) -> None:
         target = self.models_dir / "{}.onnx".format(sha256)
