@@ -1,4 +1,4 @@
-"""Edge-agent benchmarks (issue 2): overhead, repeatability, footprint. Figures go in the README.
+"""Edge-agent benchmarks (issue 2): overhead, repeatability, footprint. Figures go in docs/benchmarks-agent.md.
 
   python benchmarks/bench_agent.py overhead      [--rounds 7]
   python benchmarks/bench_agent.py repeatability [--benches 10] [--protocol default]

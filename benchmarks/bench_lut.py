@@ -4,7 +4,7 @@ cifar-supernet subnets and on the kernels.zoo architectures (no kernel sample dr
 next to a FLOPs-linear baseline, scored in absolute ms and as the ratio to the interleaved reference. The kernel-sum
 -> whole-model calibration (lut.calibration) is fitted on half the subnets plus random calib-cnn models that span
 weight sizes, and, for comparison, on the subnets alone; (3) the zoo networks' kernels measured alone against the LUT:
-its kernel-level error on networks it never saw. Prints markdown tables.
+its kernel-level error on networks it never saw. Prints markdown tables; the figures are in docs/benchmarks-lut.md.
 
   .venv/bin/python benchmarks/bench_lut.py synthetic
   .venv/bin/python benchmarks/bench_lut.py device --runtime ort --work /tmp/lut-ort [--kernel-samples 40 --subnets 40]
@@ -134,8 +134,8 @@ def _device_options(args):
 
 
 def _write_zoo(zdir: str, hw: int) -> None:
-    """Atomically: of two scorings run at once on one work directory, one scored MNN's zoo 60.0 / 45.0 % where it
-    scores 65.0 / 55.0 % alone, most likely from a zoo file read while the other rewrote it (no error raised)."""
+    """Atomically: two scorings run at once on one work directory once disagreed, most likely because one read a zoo
+    file while the other rewrote it (no error raised; docs/benchmarks-lut.md)."""
     from edge_agent.bundle.files import atomic_write
     from kernels import zoo
 
@@ -382,8 +382,8 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/bench-lut")
     parser.add_argument("--kernel-samples", type=int, default=60)
     parser.add_argument("--subnets", type=int, default=40)
-    # 24 left the weight term's cache threshold to a handful of models (12 MiB came within 1 % of 2 MiB in
-    # leave-one-out error and would have scored the zoo 14 %); with 84 the choice settled (README, kernel LUT)
+    # 24 left the weight term's cache threshold to a handful of models; with 84 the choice settled
+    # (docs/benchmarks-lut.md, the weight term)
     parser.add_argument("--calibration-models", type=int, default=64, help="calib-cnn models measured whole")
     parser.add_argument("--hw", type=int, default=96)
     parser.add_argument("--kernel-space", default="cifar-supernet",
@@ -393,8 +393,8 @@ def main() -> None:
     parser.add_argument("--mnn-winograd-level", type=int, choices=range(4), default=None,
                         help="MNN's WINOGRAD_MEMORY_LEVEL session hint for every measurement (default: the agent's, "
                              "3, MNN's own)")
-    # A 20-50 ms network gets one or two runs per 20 ms burst: with the quick protocol a second pass put only 70 % of
-    # the zoo's ratios within 10 % of the first, with the default one 86 % (README), for 50 s more
+    # A 20-50 ms network gets one or two runs per 20 ms burst: the default protocol repeats the zoo's ratios better
+    # than the quick one, for 50 s more (docs/benchmarks-noise.md)
     parser.add_argument("--zoo-protocol", default="default", help="measurement protocol of the zoo networks")
     parser.add_argument("--score-only", action="store_true", help="score the bundles already under --work")
     parser.add_argument("--without-layout", action="store_true", help="score without the layout conversions")

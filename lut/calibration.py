@@ -12,19 +12,15 @@ minus what its kernels paid for theirs when each was measured alone (edge_agent.
 Dispatch and the like are left to the terms, which take what is common to the device's models.
 
 The weight term: a kernel timed alone in a loop finds its weights in the cache; inside a model whose weights do not
-fit, the weights beyond what the cache holds are fetched again on every inference. onnxruntime's own profile of
-ResNet-18 here showed every conv slower inside the model by about 0.06 ns per weight byte, from 0.15 to 9.4 MB layers
-alike (a 3x3 512-channel conv: 0.39 ms alone, 0.97 ms inside). Where that starts is the effective cache a model's weights
-compete for, which on a shared VM is not the L3 that sysfs reports: the threshold is chosen among cache sizes by
-leave-one-out error on the calibration models themselves, "no term" included, and only where models lie on both
-sides of it.
+fit, the weights beyond what the cache holds are fetched again on every inference. Where that starts is the effective
+cache a model's weights compete for, which on a shared VM is not the L3 that sysfs reports: the threshold is chosen
+among cache sizes by leave-one-out error on the calibration models themselves, "no term" included, and only where
+models lie on both sides of it.
 
-The group scales: inside a model a kernel's cost moves from its cost alone by an amount that depends on what it is.
-On onnxruntime here (kernel-LUT benchmark, 83 calibration models) the fitted scales were 0.89 for dense 1x1 convs,
-1.03 for kxk, 1.22 for grouped, 1.37 for depthwise, 1.19 for the layout conversions and 0.43 for the rest (mostly
-elementwise ops, which alone read inputs that inside a model their producer has likely just left in cache); they cut
-the leave-one-out error from 7.0 to 5.3 %. On MNN they raised it (5.7 to 5.8 %), so they too are chosen by
-leave-one-out error, per device, and kept only where they earn their place as the weight term must.
+The group scales: inside a model a kernel's cost moves from its cost alone by an amount that depends on what it is
+(elementwise ops, alone, read inputs that inside a model their producer has likely just left in cache). Whether they
+help depends on the device, so they too are chosen by leave-one-out error, per device, and kept only where they earn
+their place as the weight term must. The measurements behind both: docs/kernel-lut.md, docs/benchmarks-lut.md.
 """
 
 from dataclasses import dataclass, field
@@ -87,8 +83,7 @@ class Calibration:
 
 def _streamed(model: ModelSum, cache_bytes: Optional[float]) -> float:
     """The weight bytes fetched again on every inference. Only the excess over the cache: charging all of a model's
-    weights once past the threshold had the smaller models past it come out high (MobileNetV3-Small at 1.6x on
-    onnxruntime), and had a slightly higher leave-one-out error on both calibration sets of the kernel-LUT benchmark."""
+    weights once past the threshold had the smaller models past it come out high (docs/benchmarks-lut.md)."""
     return max(model.weight_bytes - cache_bytes, 0.0) if cache_bytes is not None else 0.0
 
 

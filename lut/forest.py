@@ -3,11 +3,11 @@ extremely randomized trees on the log of what it misses, exported to the node ta
 LUT file stays JSON and predicting needs numpy only).
 
 Why not the board's forest (bagged best-split trees, depth 8, kept there for its out-of-bag errors, which steer
-adaptive sampling): held out on the kernels of one onnxruntime and one MNN profile, extremely randomized trees grown
-to full depth on every sample put 62.1 / 75.0 % of convs within ±10 % against 49.2 / 55.7 % (`bench_lut.py regressor`,
-README), and the zoo networks' own kernels, measured alone, 79.7 / 73.4 % against 70.5 / 57.2 %. Random thresholds
-average into a smoother surface between measured configs than best splits on a bootstrap; on a noiseless step that
-lies along one axis the best splits win, but measured kernels are not that.
+adaptive sampling): held out on real kernels, and on the zoo networks' own kernels measured alone, extremely
+randomized trees grown to full depth on every sample put more kernels within ±10 % (`bench_lut.py regressor` and
+`zoo-kernels`; figures in docs/benchmarks-lut.md). Random thresholds average into a smoother surface between measured
+configs than best splits on a bootstrap; on a noiseless step that lies along one axis the best splits win, but
+measured kernels are not that.
 """
 
 from typing import Dict, Optional

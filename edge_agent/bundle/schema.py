@@ -49,7 +49,7 @@ class RunSettings(BaseModel):
     ort_graph_optimization_level: Optional[str] = None  # "disable" | "basic" | "extended" | "all"
     mnn_precision: Optional[str] = None  # "high" (fp32) | "normal" | "low"
     # MNN's WINOGRAD_MEMORY_LEVEL session hint, 0-3; None: MNN's default. It picks the Winograd units of 3x3 convs and
-    # moved whole models by up to 2x either way here (README, measurement protocol).
+    # moves whole models either way, so it is part of the device (docs/protocol.md).
     mnn_winograd_memory_level: Optional[int] = None
     input_seed: int = 0
 
@@ -83,13 +83,13 @@ class ProtocolConfig(BaseModel):
     # With a reference, item and reference alternate in bursts of at least this many runs and this long, each burst
     # after this many untimed runs. The defaults (strict alternation, nothing untimed) describe records made before
     # bursts existed; the presets set bursts, because a reference run between two item runs evicts the item's
-    # working set from the cache (a cifar subnet: 0.27 ms back to back, 0.66 ms next to the supernet on MNN).
+    # working set from the cache and times it cold (docs/protocol.md).
     burst_min_runs: int = 1
     burst_min_time_ns: int = 0
     burst_warmup_runs: int = 0
-    # Every window after the first in a session opened for it. MNN at Winograd level 3 plans its kernels per session
-    # (one cifar subnet: 1.17-1.56 ms over five sessions, 1.47-1.53 at level 1), so one session is one draw; with
-    # this the windows span draws, and draws that disagree fail the window check instead of passing as one number.
+    # Every window after the first in a session opened for it. MNN at Winograd level 3 plans its kernels per session,
+    # so one session is one draw; with this the windows span draws, and draws that disagree fail the window check
+    # instead of passing as one number.
     session_per_window: bool = False
 
 

@@ -27,7 +27,7 @@ _OPTIONS = [
     click.option("--precision", type=click.Choice(["high", "normal", "low"]), default="high", show_default=True,
                  help="MNN precision; high = fp32."),
     # Set always, so every record names the level it ran at: MNN's own default (RuntimeHint::winogradMemoryUsed, 3
-    # in MNN 3.x) could change with a version, and the level moves whole models by up to 2x (README)
+    # in MNN 3.x) could change with a version, and the level moves whole models by up to 2x (docs/protocol.md)
     click.option("--mnn-winograd-level", type=click.IntRange(0, 3), default=DEFAULT_WINOGRAD_MEMORY_LEVEL,
                  show_default=True, help="MNN's WINOGRAD_MEMORY_LEVEL session hint (0 = no Winograd ... 3)."),
     click.option("--cpus", default=None, help="Pin the measuring process to these CPUs, e.g. 2,3."),

@@ -3,11 +3,10 @@ how many tensor elements it converts between layouts, in a whole model and in ea
 
 A kernel measured alone converts its plain input into the blocked layout and its output back; inside a model a run
 of blocked kernels converts only where it meets an op that needs the plain layout (a Flatten, a Gemm, a conv whose
-channel count the runtime does not block). On onnxruntime here, net of the model's own reorders, the conversions
-inside single-kernel measurements came to 5-15 % of a cifar-supernet subnet's kernel sum and 1-23 % of the zoo
-networks' (MobileNetV2 the most). Which kernels run blocked depends on the runtime, its version, the CPU's vector
-width and the channel count, so it is probed on the device (edge_agent.fusion.layout_probe) and stored with the
-fusion rules, never written down here.
+channel count the runtime does not block), so a sum of standalone kernels over-counts conversions by a share that
+depends on the network (docs/kernel-lut.md). Which kernels run blocked depends on the runtime, its version, the
+CPU's vector width and the channel count, so it is probed on the device (edge_agent.fusion.layout_probe) and stored
+with the fusion rules, never written down here.
 """
 
 from dataclasses import dataclass

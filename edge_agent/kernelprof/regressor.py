@@ -24,7 +24,7 @@ MIN_LEAF = 2
 MAX_ALIGNMENT = 64
 TRIM_QUANTILE = 0.6  # the roofline is refitted on the kernels it explains best, so steps do not bend it
 # The per-call term is fitted only from this many grouped configs: from one, it took all of that kernel's own step
-# (354 µs per group from a single 16-group conv past a cache cliff), and every grouped conv came out up to 380x high.
+# (a single grouped conv past a cache cliff), and every grouped conv came out far too high (docs/benchmarks-lut.md).
 MIN_GROUPED_FOR_CALLS = 4
 
 
@@ -53,15 +53,14 @@ def _weights(config: Dict[str, object]) -> float:
 
 def _group_width(config: Dict[str, object]) -> float:
     """Input channels per group. A difference of the cin and groups columns' logs, which no axis-aligned split
-    expresses; and the cost steps with it where the runtime's blocked kernels need whole vector widths per group
-    (onnxruntime on AVX-512: RegNetX's 8-channel groups run ~1.5x their roofline, 16-channel ones ~0.5x)."""
+    expresses; and the cost steps with it where the runtime's blocked kernels need whole vector widths per group."""
     return float(np.mean(config.get("cin", 1))) / max(float(config.get("groups", 1)), 1.0)
 
 
 def _cin_alignment(config: Dict[str, object]) -> float:
-    """The largest power of two (up to MAX_ALIGNMENT) dividing the input channels. Vectorized kernels step with it,
-    which neither the channel count nor the work shows: onnxruntime's depthwise conv on x86 ran 58 channels 3.3x
-    slower than 56 or 60, 62 channels slower still."""
+    """The largest power of two (up to MAX_ALIGNMENT) dividing the input channels. Vectorized kernels step with it
+    (a channel count off the vector width can run several times slower than its neighbours), which neither the
+    channel count nor the work shows."""
     channels = int(np.mean(config.get("cin", 1)))
     return float(min(channels & -channels, MAX_ALIGNMENT)) if channels > 0 else 1.0
 
@@ -89,9 +88,9 @@ def features(config: Dict[str, object], flops: int, bytes_moved: int, names: Seq
 
 
 def group_calls(configs: Sequence[Dict[str, object]]) -> Optional[np.ndarray]:
-    """Per config, how many calls a runtime makes for it: a grouped conv runs as a loop of one small GEMM per group
-    (onnxruntime: ~1.2 µs per group here, at 3x3 on 3x3 to 12x12 maps, so RegNetX's 46-group convs took 55-60 µs
-    where the work alone said 20). None where no config has groups: the roofline then has no such term."""
+    """Per config, how many calls a runtime makes for it: a grouped conv runs as a loop of one small GEMM per group,
+    a cost per group that the work alone does not show. None where no config has groups: the roofline then has no such
+    term."""
     if not any("groups" in config for config in configs):
         return None
     return np.asarray([float(config.get("groups", 1)) for config in configs])

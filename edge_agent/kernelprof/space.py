@@ -106,7 +106,7 @@ def sample_uniform(kernel_type: str, rng: np.random.RandomState) -> Dict[str, ob
 def _grouped(config: Dict[str, object], group_width: int) -> Dict[str, object]:
     """The conv as a grouped one of this many channels per group, in and out: RegNet and ResNeXt keep the width
     through their grouped 3x3 convs. A cout drawn apart from cin gave groups of 1-30 output channels, configs no
-    real network has, and the regressor put RegNetX-400MF's grouped convs at 3x their time."""
+    real network has, which misled the regressor on real grouped convs."""
     groups = max(2, int(round(float(config["cin"]) / group_width)))
     return dict(config, cin=groups * group_width, cout=groups * group_width, groups=groups)
 

@@ -5,8 +5,8 @@ Training runs torch-geometric's message passing. Prediction runs the same networ
 normalised adjacency (BRP-NAS's own formulation), several times faster on these small graphs than gathering and
 scattering per edge: dense and padded per batch for graphs of up to DENSE_MAX_NODES nodes (cell-level encodings), one
 sparse block-diagonal matrix for larger ones (ONNX-level: 66 to 246 nodes for NB201), where the dense product's N^2
-cost outgrows the transform's. Measured on one core: 9-node cells dense 4 % faster than sparse; NB201 ONNX graphs
-sparse 28 % (4x600) to 46 % (4x128) faster than dense. tests/test_gcn_dense.py holds every path equal."""
+cost outgrows the transform's (timings in docs/benchmarks-trainer.md). tests/test_gcn_dense.py holds every path
+equal."""
 
 from typing import Optional, Sequence, Tuple
 

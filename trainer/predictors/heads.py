@@ -4,33 +4,18 @@ cheaply): the heads are log ratios to each source device's reference; a device i
 On a training device its own head is used. On a new device with only its reference measured, the heads are
 averaged; with K measured samples, the mix is fitted to the samples and the reference (ratio 1) by non-negative
 least squares in log space, shrunk toward the average by a strength chosen by leave-one-out on those same points —
-so a few samples can change the ranking, not only rescale it.
-
-Measured on the public NB201 tables (10 sources, 5 targets, 10 to 20 draws of 10 shots): a free intercept, signed ridge
-weights, ridge on the leading principal components of the heads, the best subset of one to three heads, a refit of
-the last layer pulled toward the mix, and 3000 instead of 900 training archs per source: none beat this by more than
-0.002 mean ρ, several lost up to 0.005. The gap to the best mix in hindsight (+0.026) is what 10 noisy samples cannot
-pin down, not the fitting method.
+so a few samples can change the ranking, not only rescale it. What limits it is what K noisy samples can pin down,
+not the fitting method: richer fits (intercepts, signed or low-rank weights, subsets, refits) did no better.
 
 What can pin it down is which archs are measured: `choose_shots` picks the K that make the regression on head
 predictions well conditioned (greedy Bayesian D-optimal design) among the archs whose average prediction is not in the
-outer 20 % on either side. On the same tables, over 12 random 2000-arch candidate pools: mean ρ 0.959 (seed-to-seed
-sd 0.003), ±10 % 71 %, MAPE 9.4 %, against 0.949 (sd 0.011), 69 %, 10.6 % for 10 random shots; the non-negative mix
-fitted on the whole target table reaches ρ 0.963. Over all candidates D-optimal alone ranks as well (0.958) but
-fits the level worse (±10 % 60 %), as its picks are extremes; trims of 0.15 to 0.3 all gave 0.959 to 0.961. Spread
-over quantiles of the average prediction (0.945), the archs where the heads disagree most (0.936) and farthest-point
-sampling (0.951) did not help; the design's prior strength 1 beat 0.1 (0.955) and 10 (0.943).
+outer DESIGN_TRIM on either side, where the extremes would fix the mix but fit the bulk of the space worse.
 
-What no mix of the heads expresses (pixel3: 0.896 for the best mix in hindsight) a cell-level predictor partly gets
-from a per-op correction: log r += Σ_op v_op · (edges carrying op − the reference's), fitted together with the mix on
-the same K samples and reference, ridge-pulled to zero (`HeadsPredictor.correct`). Its penalty 30 was chosen on the
-source devices (each one a target for the mix of the other 9 heads, 12 pools: +0.0074 ρ, sd 0.0036; 10: +0.0068,
-100: +0.0047; sd675 lost 0.005 there), never on the targets. On the targets, 10 chosen shots among 2000 candidates,
-12 pools: mean ρ 0.9590 → 0.9651 (sd over pools 0.0036 both; paired gain +0.0061 ± 0.0009, +0.0050 at least),
-±10 % 69.7 → 70.5 %; pixel3 0.890 → 0.913, sd855 0.963 → 0.967, samsung +0.003, silver +0.001, titanxp ±0.000.
-Fitted on whole tables a correction could reach pixel3 0.932 (per-op counts) or 0.952 (op per edge position), but
-with 10 shots per-position features (24 weights) and counts of live ops did worse, the correction fitted after the
-mix instead of with it, the counts added to the shot design and a penalty by leave-one-out on the shots no better."""
+What no mix of the heads expresses a cell-level predictor partly gets from a per-op correction: log r += Σ_op v_op ·
+(edges carrying op − the reference's), fitted together with the mix on the same K samples and reference, ridge-pulled
+to zero by CORRECTION_PENALTY, chosen on the source devices, never on the targets (`HeadsPredictor.correct`).
+
+The measurements behind each choice, on the public NB201 tables: docs/benchmarks-trainer.md."""
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
