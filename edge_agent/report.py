@@ -1,6 +1,7 @@
-"""Rich tables of measurement records; every figure is derived from the raw samples at print time."""
+"""Rich tables for the terminal: measurement records (every figure derived from the raw samples at print time), and
+the narrow tables the commands print so that they fit an 80-column terminal or a CI log."""
 
-from typing import List, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from edge_agent.bundle.schema import STATUS_OK, MeasurementRecord
 from edge_agent.stats import interleaved_ratio, summarize
@@ -39,4 +40,24 @@ def record_table(record: MeasurementRecord, title: str):
     table.add_column("value", overflow="fold")
     for name, value in record_rows(record):
         table.add_row(name, value)
+    return table
+
+
+def narrow_table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = (),
+                 title: Optional[str] = None):
+    """A table without side borders, its cells never wrapped: a name too long for the terminal is cut with an
+    ellipsis rather than folded into fragments, so callers print long names (devices) above the table instead.
+    The columns in `numeric` are right-aligned."""
+    from rich import box
+    from rich.table import Table
+
+    right = set(numeric)
+    # Two spaces between columns (the box's blank divider and one of padding): a third would cost a fusion table
+    # its eighth column at 80.
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, title=title, title_justify="left", pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="right" if index in right else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
     return table

@@ -44,14 +44,9 @@ def devices(dataset_dir, as_json):
     if as_json:
         click.echo(json.dumps([s.__dict__ for s in summaries], indent=1))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from trainer.terminal import print_devices
 
-    table = Table("device", "runtime", "threads", "opt level", "rows", "valid", "not valid", "reference ms")
-    for s in summaries:
-        table.add_row(s.device, s.runtime or "", str(s.threads or ""), s.opt_level or "", str(s.rows), str(s.valid),
-                      str(s.rows - s.valid), "{:.4g}".format(s.reference_ms) if s.reference_ms else "-")
-    Console().print(table)
+    print_devices(summaries)
 
 
 @click.command("import-table")

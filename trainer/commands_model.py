@@ -137,24 +137,10 @@ def evaluate(predictor_dir, dataset_dir, device, shots, shot_selection, seed, pr
                                "measured": measured,
                                "reference_ms": result.reference_ms, "metrics": result.metrics}))
         return
-    _print_metrics(result)
+    from trainer.terminal import evaluation_summary, print_evaluation
 
-
-def _print_metrics(result) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    m = result.metrics
-    table = Table("metric", "value", title="{}: {}, {} shot(s), reference {:.4g} ms".format(
-        result.device, result.mode, result.shots, result.reference_ms))
-    rows = (("items scored", "{}".format(m["n"])), ("within ±10 %", "{:.1%}".format(m["within_10"])),
-            ("within ±5 %", "{:.1%}".format(m["within_5"])), ("mean accuracy", "{:.2%}".format(m["mean_accuracy"])),
-            ("mean gap (ms)", "{:.4g}".format(m["mean_gap_ms"])), ("RMSE (ms)", "{:.4g}".format(m["rmse_ms"])),
-            ("MAPE (%)", "{:.2f}".format(m["mape_pct"])), ("Spearman ρ", "{:.4f}".format(m["spearman"])),
-            ("Kendall τ", "{:.4f}".format(m["kendall"])))
-    for name, value in rows:
-        table.add_row(name, value)
-    Console().print(table)
+    print_evaluation(result)
+    click.echo(evaluation_summary(result))
 
 
 @click.command("calibration-set")
@@ -249,19 +235,16 @@ def search(predictor_dir, space, budget_ms, reference_ms, candidates, top, seed,
 
 
 def _print_found(result, budget_ms: float, out_file) -> None:
+    """The kept subnets, then one line: how many were within the budget, and where their specs went."""
     from rich.console import Console
-    from rich.table import Table
 
+    from edge_agent.report import narrow_table
     from kernels.spaces import spec_from_dict
 
-    table = Table(title="{} of {} candidate(s) predicted within {:g} ms".format(
-        result.under_budget, result.candidates, budget_ms))
-    for column in ("spec id", "predicted ms", "MFLOPs"):
-        table.add_column(column, justify="right" if column != "spec id" else "left")
-    for found in result.found:
-        table.add_row(spec_from_dict(found.spec).id, "{:.4g}".format(found.predicted_ms),
-                      "{:.1f}".format(found.flops / 1e6))
-    Console().print(table)
-    if out_file is not None:
-        click.echo("specs -> {} (measure them with `edge-agent profile --space ... --specs {}`)".format(
-            out_file, out_file))
+    rows = [(spec_from_dict(f.spec).id, "{:.4g}".format(f.predicted_ms), "{:.1f}".format(f.flops / 1e6))
+            for f in result.found]
+    Console().print(narrow_table(("spec id", "predicted ms", "MFLOPs"), rows, numeric=(1, 2)))
+    written = "; specs -> {} (measure them with `edge-agent profile --space ... --specs {}`)".format(
+        out_file, out_file) if out_file is not None else ""
+    click.echo("{} of {} candidate(s) predicted within {:g} ms, {} kept{}".format(
+        result.under_budget, result.candidates, budget_ms, len(result.found), written))

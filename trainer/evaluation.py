@@ -1,7 +1,7 @@
 """`trainer evaluate`: score a predictor on one device's measurements it did not train on."""
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -74,3 +74,12 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     return Evaluation(device, "training device (unseen items)" if seen else "new device", shots, reference_ms,
                       [e.item_id for e in scored], truth, predicted, score(truth, predicted))
 
+
+def metric_rows(metrics: Dict[str, float]) -> List[Tuple[str, str]]:
+    """The metrics as (name, formatted value), in the order `trainer evaluate` and `trainer report` show them."""
+    m = metrics
+    return [("items scored", "{}".format(m["n"])), ("within ±10 %", "{:.1%}".format(m["within_10"])),
+            ("within ±5 %", "{:.1%}".format(m["within_5"])), ("mean accuracy", "{:.2%}".format(m["mean_accuracy"])),
+            ("mean gap (ms)", "{:.4g}".format(m["mean_gap_ms"])), ("RMSE (ms)", "{:.4g}".format(m["rmse_ms"])),
+            ("MAPE (%)", "{:.2f}".format(m["mape_pct"])), ("Spearman ρ", "{:.4f}".format(m["spearman"])),
+            ("Kendall τ", "{:.4f}".format(m["kendall"]))]

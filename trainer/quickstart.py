@@ -80,10 +80,10 @@ def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, epoc
 
 def _fit_and_score(dataset, device: str, kind: str, hyper, out_dir: Path, seed: int) -> Dict[str, float]:
     """Fits, prints the evaluation tables, and returns the metrics against the drift-free measurement."""
-    from trainer.commands_model import _print_metrics
     from trainer.evaluation import evaluate
     from trainer.fitting import fit
     from trainer.predictors.store import load_predictor
+    from trainer.terminal import print_evaluation
 
     result = fit(dataset, [device], kind, None, seed, hyper, out_dir)
     click.echo("fitted {} on {} subnets (+{} for validation) of device {}: {}".format(
@@ -93,7 +93,7 @@ def _fit_and_score(dataset, device: str, kind: str, hyper, out_dir: Path, seed: 
         click.echo("{} scored against the {} measurement".format(kind, "absolute median" if measured == "absolute"
                                                                  else "drift-free (interleaved ratio x reference)"))
         result = evaluate(predictor, config, dataset, device, 0, seed, measured)
-        _print_metrics(result)
+        print_evaluation(result)
     return result.metrics  # the last one: against the drift-free measurement
 
 

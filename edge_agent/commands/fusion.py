@@ -1,5 +1,7 @@
 """`edge-agent detect-fusion` — which op chains this runtime runs as one kernel, stored as a rule table."""
 
+from typing import List, Tuple
+
 import click
 
 from edge_agent.commands.common import json_option
@@ -32,47 +34,71 @@ def detect_fusion(out, case_names, alpha, list_cases, as_json, **options):
     manifest = make_manifest(settings, protocol, options["sysroot"])
     table = run_detection(settings, protocol, cases, fingerprint=manifest.fingerprint, alpha=alpha,
                           cpus=parse_cpus(options.get("cpus")), progress=None if as_json else _print_progress)
+    path = None
     if out:
         from edge_agent.bundle.store import Bundle
 
         with Bundle.open(out, lambda: manifest) as bundle:
             path = save_table(bundle.path, table)
-        if not as_json:
-            click.echo("rules: {}".format(path), err=True)
     if as_json:
         click.echo(table.model_dump_json(indent=1))
     else:
-        _print_table(table)
+        _print_table(table, path)
     return 0
+
+
+def rules_summary(table, path) -> str:
+    """The one line that ends a detection."""
+    fused = sum(1 for rule in table.rules if rule.fused)
+    return "{} of {} op chains run as one kernel{}".format(fused, len(table.rules),
+                                                           " -> {}".format(path) if path else "")
 
 
 def _print_progress(rule, done, total) -> None:
     click.echo("[{}/{}] {}: {}".format(done, total, rule.case, "fused" if rule.fused else "separate"), err=True)
 
 
-def _print_table(table) -> None:
+RULE_HEADERS = ("case", "fused", "timing", "evidence", "savings", "parts ms", "whole ms", "kernels")
+
+
+def rule_rows(table) -> List[Tuple[str, ...]]:
+    """One row per rule under RULE_HEADERS; a fused verdict marked "*" is one the two tests disagree on, and
+    `kernels` counts what the runtime ran (their names are in --json)."""
+    return [(rule.case, _yes(rule.fused) + ("*" if rule.disagreement else ""), _yes(rule.timing_fused),
+             _yes(rule.evidence_fused), "" if rule.savings_ratio is None else "{:.2f}".format(rule.savings_ratio),
+             "{:.3f}".format(sum(rule.parts_median_ns) / 1e6) if rule.parts_median_ns else "",
+             "" if rule.whole_median_ns is None else "{:.3f}".format(rule.whole_median_ns / 1e6),
+             str(len(rule.evidence_kernels)) if rule.evidence_kernels else "") for rule in table.rules]
+
+
+def rule_notes(table) -> List[str]:
+    """What the rows leave out: the disagreement mark, each rule's error, and the layout rules."""
+    notes = ["* timing and the runtime's evidence disagree; the evidence decides"] if any(
+        rule.disagreement for rule in table.rules) else []
+    notes += ["{}: {}".format(rule.case, rule.error) for rule in table.rules if rule.error]
+    return notes + ([layout_summary(table.layout)] if table.layout is not None else [])
+
+
+def settings_line(table) -> str:
+    return "{} {}, {} thread(s), {}".format(table.settings.runtime, table.settings.runtime_version,
+                                            table.settings.threads, table.settings.level())
+
+
+def _print_table(table, path) -> None:
+    """The rules in 80 columns, the notes under them, and a one-line summary."""
     from rich.console import Console
-    from rich.table import Table
 
-    view = Table(title="fusion rules: {} {} threads={} {}".format(
-        table.settings.runtime, table.settings.runtime_version, table.settings.threads,
-        table.settings.level()))
-    for column in ("case", "fused", "timing", "evidence", "savings", "sum ms", "whole ms", "kernels run", "note"):
-        view.add_column(column)
-    for rule in table.rules:
-        view.add_row(rule.case, _yes(rule.fused), _yes(rule.timing_fused), _yes(rule.evidence_fused),
-                     "" if rule.savings_ratio is None else "{:.2f}".format(rule.savings_ratio),
-                     "{:.3f}".format(sum(rule.parts_median_ns) / 1e6) if rule.parts_median_ns else "",
-                     "" if rule.whole_median_ns is None else "{:.3f}".format(rule.whole_median_ns / 1e6),
-                     ",".join(rule.evidence_kernels),
-                     "disagree" if rule.disagreement else (rule.error or ""))
+    from edge_agent.report import narrow_table
+
     console = Console()
-    console.print(view)
-    if table.layout is not None:
-        console.print(_layout_summary(table.layout))
+    console.print("fusion rules: {}".format(settings_line(table)), highlight=False)
+    console.print(narrow_table(RULE_HEADERS, rule_rows(table), numeric=range(4, 8)))
+    for note in rule_notes(table):
+        console.print(note, highlight=False)
+    click.echo(rules_summary(table, path))
 
 
-def _layout_summary(layout) -> str:
+def layout_summary(layout) -> str:
     """Which channel counts run blocked (up to the probed range) and what a conversion costs."""
     blocked = ["{} {}".format(kind, _ranges(channels)) for kind, channels in layout.blocked.items() if channels]
     line = "blocked layout ({}): {}".format(layout.source, "; ".join(blocked) or "none")

@@ -30,14 +30,22 @@ def info(sysroot, as_json):
 
 
 def fingerprint_tables(fingerprint) -> list:
-    tables = [_pairs_table("Device", _device_rows(fingerprint)), _cores_table(fingerprint)]
+    groups = fingerprint_pairs(fingerprint)
+    tables = [_pairs_table(*groups[0]), _cores_table(fingerprint)]
     if fingerprint.thermal_zones:
         tables.append(_zones_table(fingerprint))
+    return tables + [_pairs_table(title, rows) for title, rows in groups[1:]]
+
+
+def fingerprint_pairs(fingerprint) -> List[Tuple[str, List[Tuple[str, str]]]]:
+    """The fingerprint's name/value groups by title: the device, then the Raspberry Pi firmware or the Jetson where
+    there is one (`trainer report` shows the same)."""
+    groups = [("Device", _device_rows(fingerprint))]
     if fingerprint.raspberry_pi is not None:
-        tables.append(_pairs_table("Raspberry Pi firmware", _pi_rows(fingerprint.raspberry_pi)))
+        groups.append(("Raspberry Pi firmware", _pi_rows(fingerprint.raspberry_pi)))
     if fingerprint.jetson is not None:
-        tables.append(_pairs_table("Jetson", _jetson_rows(fingerprint.jetson)))
-    return tables
+        groups.append(("Jetson", _jetson_rows(fingerprint.jetson)))
+    return groups
 
 
 def show(value, fmt: str = "{}") -> str:
@@ -104,16 +112,16 @@ def _pairs_table(title: str, rows: List[Tuple[str, str]]):
 
 
 def _cores_table(fp):
-    from rich.table import Table
+    """One row per core in 80 columns: short headers (clocks in MHz, said in the title) and "-" for a reading this
+    board does not have, which "unavailable" in six columns would push past the terminal's edge."""
+    from edge_agent.report import narrow_table
 
-    table = Table(title="Cores", title_justify="left")
-    for column in ("cpu", "online", "model", "policy", "governor", "min MHz", "max MHz", "cur MHz", "hw max MHz"):
-        table.add_column(column)
-    for core in fp.cores:
-        table.add_row(str(core.cpu), show(core.online), show(core.model), show(core.policy), show(core.governor),
-                      mhz(core.min_freq_khz), mhz(core.max_freq_khz), mhz(core.cur_freq_khz),
-                      mhz(core.hw_max_freq_khz))
-    return table
+    rows = [[str(core.cpu), show(core.online), show(core.model), show(core.policy), show(core.governor),
+             mhz(core.min_freq_khz), mhz(core.max_freq_khz), mhz(core.cur_freq_khz), mhz(core.hw_max_freq_khz)]
+            for core in fp.cores]
+    rows = [["-" if cell == UNAVAILABLE else cell for cell in row] for row in rows]
+    return narrow_table(("cpu", "online", "model", "policy", "governor", "min", "max", "cur", "hw max"), rows,
+                        numeric=range(5, 9), title="Cores (clocks in MHz; - unavailable)")
 
 
 def _zones_table(fp):

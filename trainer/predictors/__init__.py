@@ -1,7 +1,8 @@
 """Predictor kinds, in a registry: a new kind is one module that calls `register`.
 
 Built in: gcn (BRP-NAS-style graph network), mlp (static + aggregated features), flops (FLOPs-linear baseline),
-additive (ridge on per-op-group sums), lut (kernel lookup tables).
+additive (ridge on per-op-group sums), lut (kernel lookup tables), nodecost (a sum of per-node costs priced per
+node kind and device).
 """
 
 import importlib
@@ -16,6 +17,7 @@ BUILTIN_KINDS: Dict[str, str] = {
     "flops": "trainer.predictors.flops",
     "additive": "trainer.predictors.additive",
     "lut": "trainer.predictors.lut",
+    "nodecost": "trainer.predictors.nodecost",
 }
 _REGISTRY: Dict[str, Type] = {}
 

@@ -1,0 +1,101 @@
+"""The node-cost predictor: its features say what a node is, it recovers a planted per-kind price list across two
+devices, predicts a network it never saw from its graph alone, adapts to a third device, and survives a save/load."""
+
+import numpy as np
+import onnx
+import pytest
+
+from kernels.builder import GraphBuilder
+from trainer.cost_features import conv_kinds, node_cost_features, node_feature_count
+from trainer.encoding import encode_model
+from trainer.predictors import predictor_class
+from trainer.predictors.nodecost import NODE_KINDS, NODECOST_VOCABULARY, node_work, summed_work
+from trainer.predictors.store import load_predictor, save_predictor
+
+# Planted prices (per unit of node_work's scaled work) on two devices: device b is a CPU on which depthwise convs
+# and calls cost relatively more.
+PRICES = {
+    "a": {"conv_kxk": (40.0, 0.0, 0.0, 2.0), "conv_1x1": (55.0, 0.0, 0.0, 2.0), "conv_depthwise": (0.0, 3.0, 0.0, 2.0),
+          "gemm": (0.0, 0.0, 5.0, 2.0)},
+    "b": {"conv_kxk": (20.0, 0.0, 0.0, 9.0), "conv_1x1": (30.0, 0.0, 0.0, 9.0), "conv_depthwise": (0.0, 6.0, 0.0, 9.0),
+          "gemm": (0.0, 0.0, 4.0, 9.0)},
+}
+
+
+def _network(seed: int) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder(input_shape=(1, 3, 32, 32), seed=seed, name="n{}".format(seed))
+    x = b.conv(b.input, int(rng.choice([8, 16])), stride=2)
+    for _ in range(int(rng.integers(1, 4))):
+        x = b.dwconv(x, kernel=int(rng.choice([3, 5])))
+        x = b.conv(x, int(rng.choice([8, 16, 24, 32])), kernel=1)
+    return b.build([b.fc(b.global_pool(x), 10)])
+
+
+def _planted_ratio(encoding, device: str) -> float:
+    kind, work = node_work(encoding, NODECOST_VOCABULARY)
+    prices = np.zeros((len(NODE_KINDS), 4))
+    for name, row in PRICES[device].items():
+        prices[NODE_KINDS.index(name)] = row
+    return float((work * prices[kind]).sum())
+
+
+@pytest.fixture(scope="module")
+def networks():
+    return [encode_model(_network(seed), NODECOST_VOCABULARY) for seed in range(24)]
+
+
+@pytest.fixture(scope="module")
+def labels(networks):
+    """[networks, 2] planted latencies as ratios to network 0 (the reference) on devices a and b."""
+    latency = np.asarray([[_planted_ratio(e, d) for d in ("a", "b")] for e in networks])
+    return latency / latency[0]
+
+
+def test_features_name_the_conv_kinds():
+    b = GraphBuilder(input_shape=(1, 8, 16, 16), seed=0)
+    x = b.conv(b.input, 16, kernel=3, bn=False, act="none")
+    x = b.conv(x, 16, kernel=1, bn=False, act="none")
+    x = b.dwconv(x, bn=False, act="none")
+    x = b.conv(x, 16, kernel=3, groups=4, bn=False, act="none")
+    encoding = encode_model(b.build([x]), NODECOST_VOCABULARY)
+    kinds = conv_kinds(encoding, NODECOST_VOCABULARY)
+    assert kinds.argmax(axis=1).tolist() == [0, 1, 2, 3]
+    features = node_cost_features(encoding, NODECOST_VOCABULARY)
+    assert features.shape == (4, node_feature_count(NODECOST_VOCABULARY))
+    assert np.isfinite(features).all()
+    # the 1x1 conv's producer is the 3x3 conv: its producer one-hot marks a Conv
+    producers = features[1, -2 * (len(NODECOST_VOCABULARY) + 1):-(len(NODECOST_VOCABULARY) + 1)]
+    assert producers[NODECOST_VOCABULARY.index("Conv")] == 1.0
+
+
+def test_summed_work_is_the_sum_of_node_work(networks):
+    kind, work = node_work(networks[3], NODECOST_VOCABULARY)
+    summed = summed_work([networks[3]], NODECOST_VOCABULARY).reshape(len(NODE_KINDS), 4)
+    assert np.allclose(summed.sum(axis=0), work.sum(axis=0))
+    assert np.allclose(summed[NODE_KINDS.index("conv_depthwise")], work[kind == NODE_KINDS.index("conv_depthwise")].sum(0))
+
+
+@pytest.mark.parametrize("epochs", [0, 50])
+def test_learns_two_devices_and_predicts_an_unseen_network(networks, labels, epochs):
+    predictor = predictor_class("nodecost")({"heads": 2, "epochs": epochs, "patience": 50})
+    predictor.fit(networks[:20], labels[:20], networks[20:21], labels[20:21], seed=0)
+    predicted = np.exp(predictor.log_heads(networks[21:]))
+    assert np.allclose(predicted, labels[21:], rtol=0.03)
+    # the devices differ: a single shared price list could not fit both
+    assert not np.allclose(labels[:, 0], labels[:, 1], rtol=0.05)
+
+
+def test_adapts_to_a_new_device_from_shots_and_round_trips(networks, labels, tmp_path):
+    predictor = predictor_class("nodecost")({"heads": 2, "epochs": 0})
+    predictor.fit(networks[:20], labels[:20], [], np.zeros((0, 2)), seed=0)
+    # a new device whose every price is device a's and b's in equal parts
+    mixed = labels[:, 0] * 0.5 + labels[:, 1] * 0.5
+    shots = [0, 2, 5, 7, 11]
+    predictor.adapt([networks[i] for i in shots], mixed[shots], seed=0)
+    predicted = predictor.predict(networks[21:])
+    assert np.allclose(predicted, mixed[21:], rtol=0.06)
+    save_predictor(predictor, tmp_path / "p", {"devices": ["a", "b"]})
+    loaded, config = load_predictor(tmp_path / "p")
+    assert config["kind"] == "nodecost"
+    assert np.allclose(loaded.predict(networks[21:]), predicted, rtol=1e-6)
