@@ -79,6 +79,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def store_space_models(bundle_dir, space, specs):
+    """The specs' models written into a bundle's models/ by sha256, as the agent stores them; their ModelRefs."""
+    import hashlib
+
+    from edge_agent.bundle.schema import ModelRef
+
+    (bundle_dir / "models").mkdir(parents=True)
+    refs = []
+    for spec in specs:
+        data = space.build(spec).SerializeToString()
+        sha = hashlib.sha256(data).hexdigest()
+        (bundle_dir / "models" / "{}.onnx".format(sha)).write_bytes(data)
+        refs.append(ModelRef(item_id=spec.id, model_sha256=sha, model_path="models/{}.onnx".format(sha)))
+    return refs
+
+
 def copy_fixture(name: str, tmp_path):
     """A writable copy of a board fixture tree (tune, cooling and clock tests change it), as a SysRoot."""
     import shutil

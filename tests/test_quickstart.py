@@ -1,5 +1,5 @@
 """The README's main job, end to end at toy scale: profile this CPU (subnets, then kernels and fusion rules),
-ingest, fit the GCN and the kernel LUT, evaluate both."""
+ingest, fit the GCN and the kernel LUT, evaluate both, write the report."""
 
 import json
 
@@ -29,6 +29,7 @@ def test_quickstart_profiles_fits_and_scores_unseen_subnets(tmp_path):
             "training"]["devices"]
     assert list((work / "kernels" / "rules").glob("*.json")), "the fusion rules the LUT needs were not stored"
     assert (work / "bundle" / "manifest.json").exists()
+    _assert_report(work, result, plots=4)  # a scatter and an error CDF per predictor
 
 
 def test_quickstart_without_kernels_fits_only_the_gcn(tmp_path):
@@ -36,3 +37,11 @@ def test_quickstart_without_kernels_fits_only_the_gcn(tmp_path):
     result = _quickstart(work, "0")
     assert result.stdout.count("items scored") == 2
     assert not (work / "kernels").exists() and not (work / "predictor-lut").exists()
+    _assert_report(work, result, plots=2)
+
+
+def _assert_report(work, result, plots: int):
+    """It ends by writing the HTML report and printing its path, last."""
+    report = work / "report.html"
+    assert result.stdout.splitlines()[-1] == "report: {}".format(report)
+    assert report.read_text(encoding="utf-8").count("<svg") == plots

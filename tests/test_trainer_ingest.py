@@ -1,17 +1,16 @@
 """trainer ingest: verified bundles in, tampered / truncated / escaping / unknown-schema bundles refused."""
 
-import hashlib
 import io
 import json
 import tarfile
 
 import pytest
+from conftest import store_space_models
 
 from edge_agent.bundle.pack import pack_bundle
 from edge_agent.bundle.schema import (
     Manifest,
     MeasurementRecord,
-    ModelRef,
     ProtocolConfig,
     RunSettings,
 )
@@ -35,13 +34,7 @@ def _record(n, kind, model, spec, ref, factor, settings=SETTINGS):
 def _write_bundle(root, settings=SETTINGS):
     space = get_space("nb201")
     specs = [space.reference_spec()] + space.sample(2, seed=5)
-    (root / "models").mkdir(parents=True)
-    refs = []
-    for spec in specs:
-        data = space.build(spec).SerializeToString()
-        sha = hashlib.sha256(data).hexdigest()
-        (root / "models" / "{}.onnx".format(sha)).write_bytes(data)
-        refs.append(ModelRef(item_id=spec.id, model_sha256=sha, model_path="models/{}.onnx".format(sha)))
+    refs = store_space_models(root, space, specs)
     manifest = Manifest(agent_version="0.1.0", bundle_id="b1", created_utc="2026-01-01T00:00:00Z",
                         fingerprint={"device_key": "testbox"}, settings=settings, protocol=ProtocolConfig())
     (root / "manifest.json").write_text(manifest.model_dump_json())

@@ -7,6 +7,7 @@ from edge_agent.cli import run_group
 from trainer.commands_data import devices, import_table, ingest
 from trainer.commands_model import adapt, calibration_set, evaluate, fit, predict, search
 from trainer.quickstart import quickstart
+from trainer.report import report
 
 
 @click.group()
@@ -15,7 +16,8 @@ def cli():
     """Ingest measurements, fit latency predictors, predict and evaluate."""
 
 
-for _command in (ingest, devices, import_table, fit, predict, evaluate, calibration_set, adapt, search, quickstart):
+for _command in (ingest, devices, import_table, fit, predict, evaluate, calibration_set, adapt, search, quickstart,
+                 report):
     cli.add_command(_command)
 
 

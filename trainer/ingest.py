@@ -75,9 +75,11 @@ def _ingest_dir(bundle_dir: Path, label: str, dataset: Dataset, device: Optional
     else:
         digest = content_hash(compute_sums(bundle_dir))
     manifest = read_manifest(str(bundle_dir))
-    if dataset.has_source(digest):
-        return IngestReport(label, [], 0, 0, 0, 0, True)
     read = read_records(str(bundle_dir))
+    if dataset.has_source(digest):
+        # Rewritten even so: a dataset from before device summaries were kept gains them by ingesting again.
+        _save_summaries(dataset, label, manifest, read.records, device)
+        return IngestReport(label, [], 0, 0, 0, 0, True)
     _verify_models(bundle_dir)
     rows = _rows(read.records, manifest, device)
     rule_tables = load_tables(str(bundle_dir))
@@ -89,8 +91,21 @@ def _ingest_dir(bundle_dir: Path, label: str, dataset: Dataset, device: Optional
     for table in rule_tables:  # a kernel LUT partitions models with its device's rules
         save_table(str(dataset.device_dir(device or device_name(manifest.fingerprint, table.settings))), table)
     added = dataset.append(rows, Source(digest, "bundle", label, ",".join(devices), len(rows)))
+    _save_summaries(dataset, label, manifest, read.records, device)
     invalid = sum(1 for row in rows if not row["valid"])
     return IngestReport(label, devices, added, len(rows), invalid, read.torn_lines, False)
+
+
+def _save_summaries(dataset: Dataset, label: str, manifest: Manifest, records: List[MeasurementRecord],
+                    device: Optional[str]) -> None:
+    """Each device's fingerprint and state during the bundle (trainer.device_state), which the rows do not keep."""
+    from trainer.device_state import save_summary
+
+    by_device: Dict[str, List[MeasurementRecord]] = {}
+    for record in records:
+        by_device.setdefault(device or device_name(manifest.fingerprint, record.settings), []).append(record)
+    for name, mine in by_device.items():
+        save_summary(dataset, name, label, manifest, mine)
 
 
 def _verify_models(bundle_dir: Path) -> None:

@@ -1,5 +1,6 @@
 """`trainer quickstart`: the first thing a new user runs. Profiles this machine with the agent (the local CPU is a
-device too), ingests the bundle, fits the GCN on ratios to the supernet, and scores it on subnets it never saw.
+device too), ingests the bundle, fits the GCN on ratios to the supernet, scores it on subnets it never saw, and
+ends with the HTML report of it all (`trainer report`), printing its path last.
 
 Beside it, unless --kernel-minutes is 0, it profiles single kernels (the supernet's own layers first) and the
 runtime's fusion rules, and fits and scores the kernel lookup table on the same split: from ~80 whole-model
@@ -46,6 +47,7 @@ def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, epoc
     """Profile cifar-supernet subnets (then kernels) here, ingest, fit the GCN (and the kernel LUT), score both."""
     from trainer.dataset import Dataset
     from trainer.ingest import ingest
+    from trainer.report import write_report
 
     device_options = ["--runtime", runtime, "--threads", str(threads)]
     bundles = [work_dir / "bundle"]
@@ -71,11 +73,14 @@ def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, epoc
     for name, metrics in scores.items():
         click.echo("{}: {:.0%} of {} unseen subnets within ±10 % of the drift-free measurement (MAPE {:.1f} %)".format(
             name, metrics["within_10"], metrics["n"], metrics["mape_pct"]))
-    if kernel_minutes > 0 and not with_lut:
+    predictors = [work_dir / "predictor"] + ([work_dir / "predictor-lut"] if with_lut else [])
+    report = write_report(dataset, predictors, work_dir / "report.html")
+    lut_missing = kernel_minutes > 0 and not with_lut
+    if lut_missing:
         click.echo("lut: skipped, no kernel record came out valid in {} passes (a busy machine?); re-run the same "
                    "command to measure the kernels again".format(KERNEL_PASSES), err=True)
-        return EXIT_INVALID
-    return 0
+    click.echo("report: {}".format(report))
+    return EXIT_INVALID if lut_missing else 0
 
 
 def _fit_and_score(dataset, device: str, kind: str, hyper, out_dir: Path, seed: int) -> Dict[str, float]:
