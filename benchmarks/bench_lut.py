@@ -168,8 +168,9 @@ def device(args) -> None:
     minutes = {}
     if not args.score_only:
         space = ["--kernel-space", args.kernel_space] if args.kernel_space else []
-        minutes["kernels"] = _cli("profile", "--kernels", "--kernel-samples", str(args.kernel_samples), "--out", kb,
-                                  *(common + space))
+        # the rules apart (--no-fusion-rules), so that each step's minutes are its own
+        minutes["kernels"] = _cli("profile", "--kernels", "--no-fusion-rules", "--kernel-samples",
+                                  str(args.kernel_samples), "--out", kb, *(common + space))
         minutes["fusion"] = _cli("detect-fusion", "--out", kb, *common)
         minutes["supernet"] = _cli("profile", "--subnets", str(args.subnets), "--out", sb, *common)
         minutes["calib"] = _cli("profile", "--space", "calib-cnn", "--subnets", str(args.calibration_models),
@@ -279,8 +280,8 @@ def zoo_kernels(args) -> None:
     kb, zk, zdir = (os.path.join(args.work, n) for n in ("kernels", "zoo-kernels", "zoo-models"))
     _write_zoo(zdir, args.hw)
     if not args.score_only:
-        minutes = _cli("profile", "--kernels", "--kernel-samples", "0", "--kernel-models", zdir, "--out", zk,
-                       *(_device_options(args) + QUICK))
+        minutes = _cli("profile", "--kernels", "--no-fusion-rules", "--kernel-samples", "0", "--kernel-models", zdir,
+                       "--out", zk, *(_device_options(args) + QUICK))
         print("profiling minutes: {:.1f}".format(minutes))
     inputs = lut_inputs([kb])
     tables = {name: inputs.fit(fit_kind=fit) for name, fit in (("LUT's trees", forest.fit),

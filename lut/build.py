@@ -10,7 +10,7 @@ import numpy as np
 
 from edge_agent.bundle.schema import DEVICE_SETTING_KEYS, KIND_KERNEL, MeasurementRecord
 from edge_agent.errors import InputError
-from edge_agent.fusion.rules import RuleTable, load_tables
+from edge_agent.fusion.rules import RuleTable, table_for
 from edge_agent.stats import interleaved_ratio, summarize
 from lut.table import KernelLUT, KernelSample, fit_lut
 
@@ -38,15 +38,6 @@ def kernel_samples(records: Sequence[MeasurementRecord], reference_ns: Optional[
     overhead = [interleaved_ratio(r.samples_ns, r.reference_samples_ns) * reference_ns
                 for r in interleaved if r.spec == OVERHEAD_SPEC]
     return samples, float(np.median(overhead)) if overhead else 0.0, reference_ns
-
-
-def rule_table_for(bundle_dirs: Sequence[str], settings: Dict[str, object]):
-    """The first fusion rule table (edge_agent.fusion.rules.RuleTable) measured under these settings, or None."""
-    for bundle_dir in bundle_dirs:
-        for table in load_tables(bundle_dir):
-            if all(getattr(table.settings, key) == settings.get(key) for key in DEVICE_SETTING_KEYS):
-                return table
-    return None
 
 
 def lut_from_bundles(bundle_dirs: Sequence[str], **fit_options) -> KernelLUT:
@@ -80,9 +71,10 @@ def lut_inputs(bundle_dirs: Sequence[str]) -> LutInputs:
     settings = {key: getattr(kernels[0].settings, key) for key in DEVICE_SETTING_KEYS}
     if any({key: getattr(r.settings, key) for key in DEVICE_SETTING_KEYS} != settings for r in kernels):
         raise InputError("the kernel records were measured under different settings; build one LUT per device")
-    rules = rule_table_for(bundle_dirs, settings)
+    rules = table_for(bundle_dirs, settings)
     if rules is None:
-        raise InputError("no fusion rule table for {} in the bundles (run `edge-agent detect-fusion --out ...`)".format(
+        raise InputError("no fusion rule table for {} in the bundles (`edge-agent profile --kernels` records one "
+                         "where its bundle has none: run it again on the bundle)".format(
             " ".join("{}={}".format(k, v) for k, v in settings.items() if v is not None)))
     samples, overhead_ns, reference_ns = kernel_samples(kernels)
     return LutInputs(samples, overhead_ns, rules, settings, reference_ns)

@@ -19,7 +19,9 @@ from edge_agent.kernelprof.space import (KERNEL_TYPES, OVERHEAD_SPEC, acceptable
                                          sample_prior)
 
 FAST = ["--protocol", "quick", "--warmup-time", "0.02", "--min-time", "0.06", "--cv-threshold", "5", "--retries", "0"]
-KERNEL_ARGS = ["--kernels", "--kernel-types", "conv,add", "--kernel-samples", "5"]
+# --no-fusion-rules: these tests look at the kernel records only; test_profile_kernels_records_the_fusion_rules
+# looks at the rules, which take as long again as the kernels here
+KERNEL_ARGS = ["--kernels", "--no-fusion-rules", "--kernel-types", "conv,add", "--kernel-samples", "5"]
 
 
 def _synthetic(kernel_type, configs):
@@ -130,6 +132,28 @@ def test_kill_9_then_resume_and_build_a_lut(tmp_path):
     assert total > 0 and len(kernels) < 6
 
 
+def test_profile_kernels_records_the_fusion_rules_a_lut_needs(tmp_path):
+    """No `detect-fusion` step to remember: the first `profile --kernels` into a bundle detects the rules, a re-run
+    keeps them, and a LUT builds from the bundle alone."""
+    from edge_agent.fusion.cases import CASES
+    from edge_agent.fusion.rules import load_tables
+    from lut.build import lut_from_bundles
+
+    out = str(tmp_path / "bundle")
+    command = ("edge_agent", "profile", "--out", out, "--kernels", "--kernel-types", "add", "--kernel-samples", "3")
+    first = run_cli(*command, *FAST)
+    assert first.returncode == 0, first.stderr
+    tables = load_tables(out)
+    assert len(tables) == 1 and [r.case for r in tables[0].rules] == [c.name for c in CASES]
+    assert "detecting them first" in first.stderr and "fusion rules: " in first.stdout
+    again = run_cli(*command, *FAST)
+    assert again.returncode == 0 and "detecting" not in again.stderr, again.stderr
+    assert load_tables(out) == tables
+    table = lut_from_bundles([out])
+    # an add+relu sample is two kernels where the rules keep add and relu apart: counted, not one kernel
+    assert table.absorbed == tables[0].absorbed() and table.exact and len(table.exact) + table.skipped == 3
+
+
 def _fast_path_lost(kernel_type, configs):
     """A roofline with a x2.5 step in one sub-region: small maps with many input channels fall off the runtime's fast
     path (as when a conv's im2col/packing buffer outgrows the cache). The step is what the regressor cannot infer
@@ -190,8 +214,8 @@ def test_kernel_space_on_the_command_line(tmp_path):
     bad = run_cli("edge_agent", "profile", "--out", out, "--kernels", "--kernel-space", "no-such-space", *FAST)
     assert bad.returncode != 0 and "--kernel-space" in bad.stderr and "Traceback" not in bad.stderr
     assert not os.path.exists(out)
-    good = run_cli("edge_agent", "profile", "--out", out, "--kernels", "--kernel-types", "add", "--kernel-samples", "5",
-                   "--kernel-space", "cifar-supernet", *FAST)
+    good = run_cli("edge_agent", "profile", "--out", out, "--kernels", "--no-fusion-rules", "--kernel-types", "add",
+                   "--kernel-samples", "5", "--kernel-space", "cifar-supernet", *FAST)
     assert good.returncode in (0, 3), good.stderr
     from edge_agent.kernelprof.space_prior import space_kernel_configs
 
@@ -232,8 +256,8 @@ def test_kernel_models_measures_exactly_a_folders_kernels(tmp_path):
         bad = run_cli("edge_agent", "profile", "--out", out, "--kernels", *args, *FAST)
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
         assert not os.path.exists(out)
-    good = run_cli("edge_agent", "profile", "--out", out, "--kernels", "--kernel-samples", "0", "--kernel-models",
-                   str(models), *FAST)
+    good = run_cli("edge_agent", "profile", "--out", out, "--kernels", "--no-fusion-rules", "--kernel-samples", "0",
+                   "--kernel-models", str(models), *FAST)
     assert good.returncode in (0, 3), good.stderr
     measured = sorted(json.dumps(r.spec, sort_keys=True) for r in read_records(out).records
                       if r.item_kind == "kernel" and r.spec != OVERHEAD_SPEC)

@@ -103,14 +103,14 @@ def _fit_and_score(dataset, device: str, kind: str, hyper, out_dir: Path, seed: 
 
 
 def _profile_kernels(bundle: Path, minutes: float, device_options: Sequence[str], seed: int) -> bool:
-    """Kernels, then the fusion rules; False (and no rules) when no kernel record came out valid."""
+    """Kernels and, on the first pass, the fusion rules (`profile --kernels` detects them when the bundle has none);
+    False when no kernel record came out valid."""
     common = ["--out", str(bundle), "--protocol", KERNEL_PROTOCOL] + list(device_options)
     for attempt in range(1, KERNEL_PASSES + 1):
         _agent(["profile", "--kernels", "--kernel-space", SPACE, "--kernel-types", KERNEL_TYPES,
                 "--kernel-samples", str(KERNEL_SAMPLES_PER_TYPE),
                 "--budget", str(minutes), "--seed", str(seed)] + common)
         if _valid_kernel_records(bundle):
-            _agent(["detect-fusion"] + common)
             return True
         if attempt < KERNEL_PASSES:
             click.echo("no kernel record came out valid; measuring the kernels again", err=True)

@@ -47,6 +47,25 @@ def detect_fusion(out, case_names, alpha, list_cases, as_json, **options):
     return 0
 
 
+def record_missing_rules(session, cpus) -> None:
+    """`profile --kernels`, before the kernels: detect the runtime's fusion rules and store them in the session's
+    bundle when it has no table for the session's settings. A kernel LUT needs both, and whoever profiled kernels
+    for an hour should not learn only at `trainer fit` that `detect-fusion` had to run too."""
+    from edge_agent.bundle.schema import DEVICE_SETTING_KEYS
+    from edge_agent.fusion.cases import CASES
+    from edge_agent.fusion.detect import detect_fusion as run_detection
+    from edge_agent.fusion.rules import save_table, table_for
+
+    settings = {key: getattr(session.settings, key) for key in DEVICE_SETTING_KEYS}
+    if table_for([session.bundle.path], settings) is not None:
+        return
+    click.echo("the bundle has no fusion rules for these settings and a kernel lookup table needs them: detecting "
+               "them first ({} op chains)".format(len(CASES)), err=True)
+    table = run_detection(session.settings, session.protocol, list(CASES),
+                          fingerprint=session.bundle.manifest.fingerprint, cpus=cpus, progress=_print_progress)
+    click.echo("fusion rules: {}".format(rules_summary(table, save_table(session.bundle.path, table))))
+
+
 def rules_summary(table, path) -> str:
     """The one line that ends a detection."""
     fused = sum(1 for rule in table.rules if rule.fused)

@@ -2,7 +2,7 @@
 
 import click
 
-from edge_agent.commands.measuring import measurement_options, measuring_session
+from edge_agent.commands.measuring import measurement_options, measuring_session, parse_cpus
 from edge_agent.errors import EXIT_INVALID, InputError
 
 
@@ -31,13 +31,17 @@ from edge_agent.errors import EXIT_INVALID, InputError
               help="With --kernels: also measure every distinct layer of 100 subnets of this space, first.")
 @click.option("--kernel-models", type=click.Path(file_okay=False), default=None,
               help="With --kernels: also measure every distinct kernel of the ONNX models in this folder, first.")
+@click.option("--fusion-rules/--no-fusion-rules", default=True, show_default=True,
+              help="With --kernels: when the bundle has no fusion rule table for these settings, detect one first "
+                   "(as `detect-fusion` does; its minutes are not counted in --budget); a kernel LUT needs it.")
 @measurement_options
 def profile(out, space, subnets, seed, specs_path, models_dir, reference_path, budget, kernels, kernel_types,
-            kernel_samples, kernel_space, kernel_models, **options):
+            kernel_samples, kernel_space, kernel_models, fusion_rules, **options):
     """Measure many models, each interleaved with the reference; re-running resumes."""
     from edge_agent.profile.plan import folder_plan, space_plan, specs_plan
 
     if kernels:
+        from edge_agent.commands.fusion import record_missing_rules
         from edge_agent.kernelprof.command import merged_layers, model_layers, run_kernel_profile, space_layers
 
         seeded = merged_layers(space_layers(kernel_space, seed), model_layers(kernel_models))
@@ -45,6 +49,8 @@ def profile(out, space, subnets, seed, specs_path, models_dir, reference_path, b
             raise InputError("--kernel-samples 0 measures only the layers of --kernel-space or --kernel-models; "
                              "give one")
         with measuring_session(out, options) as session:
+            if fusion_rules:
+                record_missing_rules(session, parse_cpus(options.get("cpus")))
             return run_kernel_profile(session, kernel_types, kernel_samples, seed, budget, seeded)
 
     if models_dir and not reference_path:

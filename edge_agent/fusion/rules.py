@@ -7,11 +7,11 @@ version 2 it also holds the device's layout rules and conversion timings (edge_a
 
 import os
 import re
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from pydantic import BaseModel, Field
 
-from edge_agent.bundle.schema import RunSettings
+from edge_agent.bundle.schema import DEVICE_SETTING_KEYS, RunSettings
 from edge_agent.fusion.layout import LayoutRules
 
 RULES_DIR = "rules"
@@ -86,3 +86,13 @@ def load_tables(bundle_dir: str) -> List[RuleTable]:
         return []
     return [load_table(os.path.join(directory, name)) for name in sorted(os.listdir(directory))
             if name.startswith("fusion-") and name.endswith(".json")]
+
+
+def table_for(bundle_dirs: Sequence[str], settings: Dict[str, object]) -> Optional[RuleTable]:
+    """The first of the bundles' rule tables measured under these device settings (DEVICE_SETTING_KEYS, as a dict),
+    or None."""
+    for bundle_dir in bundle_dirs:
+        for table in load_tables(bundle_dir):
+            if all(getattr(table.settings, key) == settings.get(key) for key in DEVICE_SETTING_KEYS):
+                return table
+    return None

@@ -126,8 +126,9 @@ def _rule_table(dataset, device: str, rows: List[Dict[str, object]]):
     versions = {r["runtime_version"] for r in rows if r["item_kind"] == KERNEL_KIND}
     tables = [t for t in load_tables(str(dataset.device_dir(device))) if t.settings.runtime_version in versions]
     if not tables:
-        raise InputError("device {!r} has no fusion rule table for its kernel records (run `edge-agent "
-                         "detect-fusion --out BUNDLE` with the same settings and ingest the bundle)".format(device))
+        raise InputError("device {!r} has no fusion rule table for its kernel records (run `edge-agent profile "
+                         "--kernels --out BUNDLE` again with the same settings, which records one, and ingest the "
+                         "bundle again)".format(device))
     return tables[-1]
 
 
