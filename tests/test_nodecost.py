@@ -1,12 +1,13 @@
-"""The node-cost predictor: its features say what a node is, it recovers a planted per-kind price list across two
-devices, predicts a network it never saw from its graph alone, adapts to a third device, and survives a save/load."""
+"""The node-cost predictor: it names the conv kinds and the fused point-wise nodes, recovers a planted per-kind price
+list across two devices, predicts a network it never saw from its graph alone, adapts to a third device, and survives
+a save/load."""
 
 import numpy as np
 import onnx
 import pytest
 
 from kernels.builder import GraphBuilder
-from trainer.cost_features import conv_kinds, node_cost_features, node_feature_count
+from trainer.cost_features import conv_kinds, fused_pointwise
 from trainer.encoding import encode_model
 from trainer.predictors import predictor_class
 from trainer.predictors.nodecost import NODE_KINDS, NODECOST_VOCABULARY, node_work, summed_work
@@ -52,21 +53,16 @@ def labels(networks):
     return latency / latency[0]
 
 
-def test_features_name_the_conv_kinds():
+def test_conv_kinds():
     b = GraphBuilder(input_shape=(1, 8, 16, 16), seed=0)
     x = b.conv(b.input, 16, kernel=3, bn=False, act="none")
     x = b.conv(x, 16, kernel=1, bn=False, act="none")
     x = b.dwconv(x, bn=False, act="none")
     x = b.conv(x, 16, kernel=3, groups=4, bn=False, act="none")
     encoding = encode_model(b.build([x]), NODECOST_VOCABULARY)
-    kinds = conv_kinds(encoding, NODECOST_VOCABULARY)
-    assert kinds.argmax(axis=1).tolist() == [0, 1, 2, 3]
-    features = node_cost_features(encoding, NODECOST_VOCABULARY)
-    assert features.shape == (4, node_feature_count(NODECOST_VOCABULARY))
-    assert np.isfinite(features).all()
-    # the 1x1 conv's producer is the 3x3 conv: its producer one-hot marks a Conv
-    producers = features[1, -2 * (len(NODECOST_VOCABULARY) + 1):-(len(NODECOST_VOCABULARY) + 1)]
-    assert producers[NODECOST_VOCABULARY.index("Conv")] == 1.0
+    assert conv_kinds(encoding, NODECOST_VOCABULARY).argmax(axis=1).tolist() == [0, 1, 2, 3]
+    kind, _ = node_work(encoding, NODECOST_VOCABULARY)
+    assert [NODE_KINDS[k] for k in kind] == ["conv_kxk", "conv_1x1", "conv_depthwise", "conv_grouped"]
 
 
 def test_summed_work_is_the_sum_of_node_work(networks):
@@ -76,9 +72,8 @@ def test_summed_work_is_the_sum_of_node_work(networks):
     assert np.allclose(summed[NODE_KINDS.index("conv_depthwise")], work[kind == NODE_KINDS.index("conv_depthwise")].sum(0))
 
 
-@pytest.mark.parametrize("epochs", [0, 50])
-def test_learns_two_devices_and_predicts_an_unseen_network(networks, labels, epochs):
-    predictor = predictor_class("nodecost")({"heads": 2, "epochs": epochs, "patience": 50})
+def test_learns_two_devices_and_predicts_an_unseen_network(networks, labels):
+    predictor = predictor_class("nodecost")({"heads": 2})
     predictor.fit(networks[:20], labels[:20], networks[20:21], labels[20:21], seed=0)
     predicted = np.exp(predictor.log_heads(networks[21:]))
     assert np.allclose(predicted, labels[21:], rtol=0.03)
@@ -87,7 +82,7 @@ def test_learns_two_devices_and_predicts_an_unseen_network(networks, labels, epo
 
 
 def test_adapts_to_a_new_device_from_shots_and_round_trips(networks, labels, tmp_path):
-    predictor = predictor_class("nodecost")({"heads": 2, "epochs": 0})
+    predictor = predictor_class("nodecost")({"heads": 2})
     predictor.fit(networks[:20], labels[:20], [], np.zeros((0, 2)), seed=0)
     # a new device whose every price is device a's and b's in equal parts
     mixed = labels[:, 0] * 0.5 + labels[:, 1] * 0.5
@@ -99,3 +94,26 @@ def test_adapts_to_a_new_device_from_shots_and_round_trips(networks, labels, tmp
     loaded, config = load_predictor(tmp_path / "p")
     assert config["kind"] == "nodecost"
     assert np.allclose(loaded.predict(networks[21:]), predicted, rtol=1e-6)
+
+
+def test_pointwise_chains_are_fused_and_two_tensor_ops_are_not():
+    """Hard-swish written out (Add, Clip, Mul, Div) after a conv runs as one kernel; a residual add combines two
+    tensors and is a pass of its own, the Relu after it is fused; a squeeze-excite gate's Mul is not fused."""
+    b = GraphBuilder(input_shape=(1, 8, 8, 8), seed=0)
+    x = b.conv(b.input, 8, bn=False, act="none")
+    shape = b.shapes[x]
+    shifted = b.op("Add", [x, b.scalar(3.0)], shape)
+    clipped = b.op("Clip", [shifted, b.scalar(0.0), b.scalar(6.0)], shape)
+    swish = b.op("Div", [b.op("Mul", [x, clipped], shape), b.scalar(6.0)], shape)
+    y = b.conv(swish, 8, bn=False, act="none")
+    residual = b.add(y, swish, act="relu")
+    gated = b.squeeze_excite(residual)
+    encoding = encode_model(b.build([gated]), NODECOST_VOCABULARY)
+    fused = fused_pointwise(encoding, NODECOST_VOCABULARY)
+    ops = [NODECOST_VOCABULARY[i] if i < len(NODECOST_VOCABULARY) else "other"
+           for i in encoding.x[:-1, :len(NODECOST_VOCABULARY) + 1].argmax(axis=1)]
+    assert list(zip(ops, fused.tolist())) == [
+        ("Conv", False), ("Add", True), ("Clip", True), ("Mul", True), ("Div", True),  # hard-swish
+        ("Conv", False), ("Add", False), ("Relu", True),  # residual add, its activation
+        ("GlobalAveragePool", False), ("Conv", False), ("Relu", True), ("Conv", False), ("Sigmoid", True),
+        ("Mul", False)]  # the gate
