@@ -18,7 +18,7 @@ from trainer.cost_features import CONV_KINDS, conv_kinds, fused_pointwise, numer
 from trainer.encoding import DEFAULT_VOCABULARY, NUMERIC_FEATURES, GraphEncoding
 from trainer.predictors import register
 from trainer.predictors.base import FitHistory, ProgressFn
-from trainer.predictors.heads import HeadsPredictor
+from trainer.predictors.heads import SHRINK_GRID, HeadsPredictor
 
 # Ops real CNN exports carry beyond the default vocabulary (hard-swish written out, channel shuffles, SE gates).
 NODECOST_VOCABULARY: Tuple[str, ...] = DEFAULT_VOCABULARY + ("Div", "Sub", "Slice", "Max", "Min", "PRelu",
@@ -82,6 +82,30 @@ def nnls_prices(design: np.ndarray, y: np.ndarray) -> np.ndarray:
     return prices
 
 
+def linear_mix(relative: np.ndarray, strength: float) -> np.ndarray:
+    """argmin Σ_i (relative_i · w − 1)² + strength · ||w − mean||² over w ≥ 0 (relative_i: the heads' predictions
+    of point i over its measurement; mean: equal weights summing to 1)."""
+    from scipy.optimize import nnls
+
+    n_heads = relative.shape[1]
+    root = np.sqrt(strength)
+    a = np.vstack([relative, root * np.eye(n_heads)])
+    b = np.concatenate([np.ones(len(relative)), np.full(n_heads, root / n_heads)])
+    return nnls(a, b, maxiter=50 * n_heads)[0]
+
+
+def choose_linear_strength(relative: np.ndarray) -> float:
+    """The strength of SHRINK_GRID with the least leave-one-out squared relative error."""
+    errors = []
+    for strength in SHRINK_GRID:
+        error = 0.0
+        for i in range(len(relative)):
+            keep = np.arange(len(relative)) != i
+            error += float(relative[i] @ linear_mix(relative[keep], strength) - 1.0) ** 2
+        errors.append(error)
+    return SHRINK_GRID[int(np.argmin(errors))]
+
+
 @register("nodecost")
 class NodeCostPredictor(HeadsPredictor):
     def __init__(self, hyper=None, vocabulary: Sequence[str] = NODECOST_VOCABULARY):
@@ -96,6 +120,23 @@ class NodeCostPredictor(HeadsPredictor):
 
     def log_heads(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         return np.log(np.maximum(summed_work(encodings, self.vocabulary) @ self.prices, 1e-12))
+
+    def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        """The mix is linear: a device's price list as a non-negative mix of the training devices' lists."""
+        return np.exp(self.log_heads(encodings)) @ self.mix
+
+    def adapt(self, encodings: Sequence[GraphEncoding], y: np.ndarray, seed: int) -> None:
+        """Fit the linear mix to the new device's points (K samples and the reference) on relative error, pulled
+        toward the average by a strength chosen by leave-one-out; fewer than 3 points: the average."""
+        self.calibration = (1.0, 0.0)
+        self.mix = np.full(self.n_heads, 1.0 / self.n_heads)
+        if self.n_heads == 1:
+            self.calibrate(encodings, y)
+            return
+        if len(y) < 3:
+            return
+        relative = np.exp(self.log_heads(encodings)) / np.asarray(y, dtype=np.float64)[:, None]
+        self.mix = linear_mix(relative, choose_linear_strength(relative))
 
     def tensors(self) -> Dict[str, np.ndarray]:
         return dict({"prices": self.prices.copy()}, **self.mix_tensors())
