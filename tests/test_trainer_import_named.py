@@ -224,3 +224,13 @@ def test_the_space_form_is_unchanged_and_refuses_models_options(tmp_path, capsys
     assert code == 0 and out.startswith("t t_ms: 4 row(s) imported; skipped 0 blank") and "reference 2 ms" in out
     code, _, err = _run(args + ["--unit", "us"], capsys)
     assert code == 1 and err.strip() == "error: --unit applies to --models tables, not to --space ones"
+
+
+def test_device_prefix_keeps_two_runtimes_tables_apart(models, table, tmp_path, capsys):
+    base = ["import-table", table, "--models", models[0], "--reference", REFERENCE, "--unit", "us", "--columns",
+            "*|mean", "--dataset", tmp_path / "ds"]
+    for prefix in ("tflite:", "torch:"):
+        code, _, _ = _run(base + ["--device-prefix", prefix], capsys)
+        assert code == 0
+    code, out, _ = _run(["devices", "--dataset", tmp_path / "ds", "--json"], capsys)
+    assert [d["device"] for d in json.loads(out)] == ["tflite:dev_a", "tflite:dev_b", "torch:dev_a", "torch:dev_b"]

@@ -12,6 +12,22 @@ dataset_option = click.option("--dataset", "dataset_dir", required=True, type=cl
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 
 
+def only_device(dataset) -> str:
+    """What an omitted --device means: the dataset's device when it has exactly one, so that a user need not run
+    `trainer devices` to learn a name there is no choice about; with none or several, a one-line error says what to
+    give."""
+    from edge_agent.errors import InputError
+
+    names = dataset.devices()
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise InputError("{}: the dataset has no measurements yet (`trainer ingest` or `trainer import-table` "
+                         "first)".format(dataset.root))
+    raise InputError("{}: the dataset has {} devices, give --device NAME: {}".format(
+        dataset.root, len(names), ", ".join(names)))
+
+
 @click.command()
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
 @dataset_option
@@ -69,10 +85,12 @@ def devices(dataset_dir, as_json):
                    "device named by the column minus the glob's literal suffix (what follows its last wildcard): "
                    "'*|mean' files 'pixel4|1large|float|mean' under 'pixel4|1large|float'. A column ending in 'mean' "
                    "whose twin ending in 'std' exists keeps that standard deviation with each row.")
+@click.option("--device-prefix", default="", help="With --columns: put this before every device name (e.g. "
+              "'tflite:', so two runtimes' tables of the same phones keep their devices apart).")
 @dataset_option
 @json_option
 def import_table(csv_path, space, arch_column, models_dir, model_column, reference, unit, latency_columns, devices,
-                 columns_glob, dataset_dir, as_json):
+                 columns_glob, device_prefix, dataset_dir, as_json):
     """Import a public measured table: one model per row (a space's architecture string or the name of an ONNX
     file), one latency column per device. Blank or invalid cells, missing ONNX files and models that fail to encode
     are skipped and counted per device. Re-importing the same table adds nothing."""
@@ -84,7 +102,7 @@ def import_table(csv_path, space, arch_column, models_dir, model_column, referen
         _import_space_table(csv_path, space, arch_column, latency_columns, devices, dataset, as_json)
         return
     table = tables.NamedTable(models_dir, reference, unit or "ms", model_column or "model", tuple(latency_columns),
-                       tuple(devices), columns_glob)
+                       tuple(devices), columns_glob, device_prefix)
     report = tables.import_named_table(csv_path, table, dataset)
     if as_json:
         click.echo(json.dumps(dict(report.__dict__, devices=[d.__dict__ for d in report.devices]), indent=1))

@@ -53,6 +53,7 @@ class NamedTable:
     latency_columns: Tuple[str, ...] = ()
     devices: Tuple[str, ...] = ()
     columns_glob: Optional[str] = None
+    device_prefix: str = ""  # put before every --columns device name (two runtimes' tables name the same columns)
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ def plan_columns(csv_path: Path, fieldnames: Sequence[str], table: NamedTable) -
     else:
         if table.latency_columns or table.devices:
             raise InputError("--columns names the devices itself: give it without --latency-column / --device")
-        pairs = [(c, device_name(c, table.columns_glob)) for c in fieldnames
+        pairs = [(c, table.device_prefix + device_name(c, table.columns_glob)) for c in fieldnames
                  if c != table.model_column and fnmatchcase(c, table.columns_glob)]
         if not pairs:
             raise InputError("{}: --columns {!r} matches no column (columns: {})".format(
