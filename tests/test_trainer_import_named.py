@@ -234,3 +234,12 @@ def test_device_prefix_keeps_two_runtimes_tables_apart(models, table, tmp_path, 
         assert code == 0
     code, out, _ = _run(["devices", "--dataset", tmp_path / "ds", "--json"], capsys)
     assert [d["device"] for d in json.loads(out)] == ["tflite:dev_a", "tflite:dev_b", "torch:dev_a", "torch:dev_b"]
+
+
+def test_a_column_filed_under_a_device_another_source_holds_is_refused(models, table, tmp_path, capsys):
+    base = ["import-table", table, "--models", models[0], "--reference", REFERENCE, "--unit", "us",
+            "--dataset", tmp_path / "ds"]
+    assert _run(base + ["--latency-column", "dev_a|mean", "--device", "A"], capsys)[0] == 0
+    code, _, err = _run(base + ["--latency-column", "dev_b|mean", "--device", "A"], capsys)
+    assert code == 1 and "device 'A' is already in the dataset from another table or column" in err
+    assert _run(base + ["--latency-column", "dev_a|mean", "--device", "A"], capsys)[0] == 0  # the same: idempotent
