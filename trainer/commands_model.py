@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from trainer.commands_data import dataset_option, json_option
+from trainer.commands_data import dataset_option, json_option, only_device
 
 predictor_option = click.option("--predictor", "predictor_dir", required=True,
                                 type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -21,7 +21,8 @@ def _kind_choices():
 
 @click.command()
 @dataset_option
-@click.option("--device", "devices", required=True, multiple=True, help="Device to train on (repeatable).")
+@click.option("--device", "devices", multiple=True,
+              help="Device to train on (repeatable; default: the dataset's only device).")
 @click.option("--kind", default="gcn", show_default=True, help="Predictor kind: " + ", ".join(_kind_choices()) + ".")
 @click.option("--train-size", type=click.IntRange(2), default=None, help="Items to train on (default 80 %).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -41,6 +42,8 @@ def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, pa
     from trainer.dataset import Dataset
     from trainer.fitting import fit as run_fit
 
+    dataset = Dataset(dataset_dir)
+    devices = devices or (only_device(dataset),)
     hyper = {k: v for k, v in (("layers", layers), ("hidden", hidden), ("epochs", epochs), ("patience", patience))
              if v is not None}
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -53,7 +56,7 @@ def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, pa
             bar.update(epoch_task, completed=epoch, total=total, visible=True,
                        description="training (val error {:.2%})".format(error))
 
-        result = run_fit(Dataset(dataset_dir), list(devices), kind, train_size, seed, hyper, out_dir, on_epoch,
+        result = run_fit(dataset, list(devices), kind, train_size, seed, hyper, out_dir, on_epoch,
                          lambda: bar.advance(encode_task), cell_vocabulary(cell_space) if cell_space else None)
     history = result.history
     if not result.train_items:
@@ -99,7 +102,8 @@ def predict(predictor_dir, files, space, archs, spec_files, reference_ms, datase
 @click.command()
 @predictor_option
 @dataset_option
-@click.option("--device", required=True, help="Device whose measurements are scored.")
+@click.option("--device", default=None,
+              help="Device whose measurements are scored (default: the dataset's only device).")
 @click.option("--shots", type=click.IntRange(0), default=0, show_default=True,
               help="Measured samples of the device used to adapt the predictor (not scored).")
 @click.option("--shot-selection", type=click.Choice(["chosen", "random"]), default="chosen", show_default=True,
@@ -122,7 +126,9 @@ def evaluate(predictor_dir, dataset_dir, device, shots, shot_selection, seed, pr
     from trainer.predictors.store import load_predictor
 
     predictor, config = load_predictor(predictor_dir)
-    result = run_evaluate(predictor, config, Dataset(dataset_dir), device, shots, seed, measured, shot_selection)
+    dataset = Dataset(dataset_dir)
+    device = device or only_device(dataset)
+    result = run_evaluate(predictor, config, dataset, device, shots, seed, measured, shot_selection)
     if predictions_out:
         with open(predictions_out, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -179,7 +185,8 @@ def calibration_set(predictor_dir, space, k, candidates, seed, out_dir):
 @click.command()
 @predictor_option
 @dataset_option
-@click.option("--device", required=True, help="The new device (measured reference and items in the dataset).")
+@click.option("--device", default=None,
+              help="The new device (measured reference and items in the dataset; default: its only device).")
 @click.option("--shots", type=click.IntRange(2), default=None,
               help="Adapt to at most this many of the device's items (default: all it measured).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -192,7 +199,9 @@ def adapt(predictor_dir, dataset_dir, device, shots, seed, out_dir):
     from trainer.predictors.store import load_predictor
 
     predictor, config = load_predictor(predictor_dir)
-    adaptation = adapt_to_device(predictor, Dataset(dataset_dir), device, shots, seed)
+    dataset = Dataset(dataset_dir)
+    device = device or only_device(dataset)
+    adaptation = adapt_to_device(predictor, dataset, device, shots, seed)
     save_adapted(predictor, config, predictor_dir, adaptation, seed, out_dir)
     click.echo("adapted {} to {} on {} of its {} item(s) and its reference ({:.4g} ms) -> {}".format(
         predictor_dir, device, len(adaptation.item_ids), adaptation.available, adaptation.reference_ms, out_dir))
