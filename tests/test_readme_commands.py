@@ -65,6 +65,7 @@ RUN: Dict[str, Run] = {
     ".venv/bin/trainer evaluate --predictor pred/pixel3 --dataset data/ --device new-board --shots 10": Run(),
     ".venv/bin/trainer adapt --predictor pred/P --dataset data/ --device myboard --out pred/P-myboard":
         Run(prints="myboard"),
+    ".venv/bin/trainer report --dataset data/": Run(prints="report: report.html"),
     # 1000 candidates take about a minute here: 20 show the command works
     ".venv/bin/trainer search --predictor pred/lut --space cifar-supernet --budget-ms 1.0":
         Run(replace=(("--candidates 1000", "--candidates 20"),), prints="found.json"),
@@ -77,7 +78,6 @@ SKIPPED: Dict[str, str] = {
     ".venv/bin/trainer quickstart": "the main job: 6-13 minutes of measuring and fitting",
     ".venv/bin/edge-agent bench": "measures (seconds per model by protocol); tests/test_bench_cli.py runs bench",
     ".venv/bin/edge-agent profile": "measures a space or kernels for minutes",
-    ".venv/bin/edge-agent detect-fusion": "measures kernels for a minute or more",
     "git clone": "board setup",
     "./setup_rpi.sh": "board setup (root; tests/test_setup_scripts.py checks the scripts)",
     "sudo ~/edge-agent-venv/bin/edge-agent": "tune / reset: root, on a board",
@@ -90,8 +90,8 @@ SKIPPED: Dict[str, str] = {
     "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/build_qed_models.py":
         "builds 87 CNNs' graphs with the bench extra, about a minute (tiny graphs stand in)",
     ".venv/bin/trainer calibration-set": "chooses from 2,000 candidates: 1-2 minutes",
-    ".venv/bin/trainer predict --predictor pred/P-myboard --space cifar-supernet --arch":
-        "cifar-supernet has no architecture-string parser, so `--arch '...'` cannot run as written",
+    ".venv/bin/trainer predict --predictor pred/P-myboard --spec calib/specs.json":
+        "predicts calibration-set's specs, and calibration-set is not run (above)",
 }
 
 
