@@ -112,7 +112,8 @@ def test_every_kind_of_input_of_one_network_predicts_the_same(work):
     assert results[3].input == results[4].input == "nb201:" + subnet.id
     assert results[2].input.startswith("onnx:") and results[5].input == spec_to_arch(subnet)
     labelled = predictor.predict_many([subnet], labels=["candidate 0"])
-    assert labelled == [Prediction(results[0].ms, "candidate 0")] and predictor.predict_many([]) == []
+    assert labelled == [Prediction(results[0].ms, "candidate 0", results[0].low_ms, results[0].high_ms, 0.9)]
+    assert predictor.predict_many([]) == []
     assert isinstance(predictor, LatencyPredictor) and predictor.reference_ms > 0
 
 

@@ -2,6 +2,7 @@
 and a predictor adapted to what was measured (`trainer adapt`). `trainer evaluate --shots K` scores the same two
 steps, so it calls the same functions."""
 
+import copy
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,15 @@ from trainer.dataset import Dataset
 from trainer.encoding import GraphEncoding
 from trainer.encoding_cache import EncodingCache
 from trainer.examples import Example, encode_examples, load_examples, ratios
+from trainer.intervals import with_adaptation
 from trainer.predictors.base import Predictor
 from trainer.predictors.heads import HeadsPredictor, choose_shots, shot_design
 from trainer.predictors.store import CONFIG, WEIGHTS, save_predictor
 
 MIN_ITEMS = 2
+# Cross-validating the adaptation on its shots: leave-one-out for up to this many, this many folds above (adapting
+# to all of a device's items could be hundreds of refits otherwise).
+SHOT_FOLDS = 10
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class Adaptation:
     reference_item_id: str
     item_ids: List[str]  # the measured items the predictor was adapted to (the reference besides)
     available: int  # measured items of the device in the dataset
+    shot_residuals: List[float]  # DevicePool.shot_residuals of those items
 
 
 def chosen_shots(predictor: Predictor, encodings: Sequence[GraphEncoding],
@@ -73,6 +79,24 @@ class DevicePool:
         """Adapt to the picked items and the reference."""
         adapt_predictor(predictor, [self.items[i] for i in picked] + self.references,
                         [self.encodings[i] for i in picked] + self.reference_encodings, seed)
+
+    def shot_residuals(self, predictor: Predictor, picked: Sequence[int], seed: int) -> List[float]:
+        """|log p - log t| of each picked item, predicted by a copy of the predictor adapted to the other picked
+        items (in seeded folds: leave-one-out up to SHOT_FOLDS items) and the reference: the adaptation's own error
+        on items it did not see, which the device's prediction interval rests on (trainer.intervals)."""
+        picked = list(picked)
+        if not picked:
+            return []
+        folds = np.random.default_rng(seed).permutation(len(picked)) % min(len(picked), SHOT_FOLDS)
+        residuals: List[float] = []
+        for fold in range(min(len(picked), SHOT_FOLDS)):
+            held = [i for i, f in zip(picked, folds) if f == fold]
+            model = copy.deepcopy(predictor)
+            self.adapt(model, [i for i, f in zip(picked, folds) if f != fold], seed)
+            predicted = model.predict([self.encodings[i] for i in held])
+            truth = [self.items[i].ratio if model.target == "ratio" else self.items[i].latency_ms for i in held]
+            residuals += np.abs(np.log(np.maximum(predicted, 1e-12)) - np.log(truth)).tolist()
+        return residuals
 
 
 def device_pool(predictor: Predictor, dataset: Dataset, items: Sequence[Example], examples: Sequence[Example]
@@ -120,7 +144,7 @@ def adapt_to_device(predictor: Predictor, dataset: Dataset, device: str, shots: 
     points.adapt(predictor, picked, seed)
     reference = points.references[0]
     return Adaptation(device, reference.reference_ms, reference.item_id, sorted(pool[i].item_id for i in picked),
-                      len(pool))
+                      len(pool), points.shot_residuals(predictor, picked, seed))
 
 
 def predictor_id(pred_dir: Path) -> str:
@@ -144,4 +168,5 @@ def save_adapted(predictor: Predictor, config: Dict[str, Any], source_dir: Path,
               "source_predictor_id": predictor_id(source_dir),
               "source_reference_ms": training.get("reference_ms", {})}
     training.update(reference_ms={adaptation.device: adaptation.reference_ms}, adaptation=record)
-    save_predictor(predictor, out_dir, training)
+    save_predictor(predictor, out_dir, training,
+                   with_adaptation(config.get("intervals"), adaptation.device, adaptation.shot_residuals))

@@ -12,7 +12,9 @@ it (`trainer fit --dataset data --device pi4 --kind additive --out pred/additive
 >>> from trainer import load_predictor
 >>> p = load_predictor("pred/additive", dataset="data", device="pi4")
 >>> p.predict("model.onnx")  # doctest: +ELLIPSIS
-Prediction(ms=..., input='model.onnx', low_ms=None, high_ms=None)
+Prediction(ms=..., input='model.onnx', low_ms=..., high_ms=..., coverage=0.9)
+>>> r = p.predict("model.onnx"); r.low_ms < r.ms < r.high_ms  # holds the latency with probability 0.9
+True
 >>> p.predict(onnx.load("model.onnx")).ms == p.predict("model.onnx").ms
 True
 
@@ -37,9 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from edge_agent.errors import InputError
 from trainer.encoding import GraphEncoding
 from trainer.encoding_cache import EncodingCache
+from trainer.intervals import DEFAULT_COVERAGE, check_coverage, interval_for
 from trainer.predicting import existing_file, resolve_reference_ms
 from trainer.predicting import predict as predict_ms
 from trainer.predictors.base import Predictor
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
     import torch
 
     from kernels.spaces.base import SubnetSpec
+    from trainer.intervals import Interval
 
 ModelInput = Union[str, "os.PathLike[str]", "onnx.ModelProto", Mapping[str, Any], "SubnetSpec", "torch.nn.Module"]
 Shape = Sequence[int]
@@ -57,13 +63,15 @@ Shape = Sequence[int]
 @dataclass(frozen=True)
 class Prediction:
     """One input's predicted latency. `input` labels it: the path, the arch string, "<space>:<spec id>",
-    "onnx:<graph name>" or "torch:<class name>". `low_ms`/`high_ms` bound the prediction for predictors that give an
-    interval; None for the others (all of today's)."""
+    "onnx:<graph name>" or "torch:<class name>". `low_ms`/`high_ms` bound the latency with probability `coverage`
+    (trainer.intervals: split-conformal on held-out residuals); 0 and inf when the predictor held out too few items
+    for that coverage; all three None for a predictor fitted before intervals existed."""
 
     ms: float
     input: str
     low_ms: Optional[float] = None
     high_ms: Optional[float] = None
+    coverage: Optional[float] = None
 
 
 class LatencyPredictor:
@@ -72,10 +80,11 @@ class LatencyPredictor:
     encoded twice."""
 
     def __init__(self, predictor: Predictor, config: Dict[str, Any], reference_ms: float,
-                 space: Optional[str] = None):
+                 space: Optional[str] = None, interval: Optional["Interval"] = None):
         self.predictor = predictor
         self.config = config
         self.space = space
+        self.interval = interval  # trainer.intervals.Interval of every prediction; None: the predictor has none
         self._reference_ms = reference_ms
         self._cache = EncodingCache(None, predictor.vocabulary)
 
@@ -106,7 +115,11 @@ class LatencyPredictor:
         encoded = [self._encode(x, space or self.space, input_shape) for x in xs]
         values = predict_ms(self.predictor, [encoding for _, encoding in encoded], self._reference_ms)
         names = labels if labels is not None else [label for label, _ in encoded]
-        return [Prediction(ms, name) for name, ms in zip(names, values)]
+        if self.interval is None:
+            return [Prediction(ms, name) for name, ms in zip(names, values)]
+        low, high = self.interval.bounds(np.asarray(values))
+        return [Prediction(ms, name, float(a), float(b), self.interval.coverage)
+                for name, ms, a, b in zip(names, values, low, high)]
 
     def _encode(self, x: ModelInput, space: Optional[str], input_shape: Optional[Shape]) -> Tuple[str, GraphEncoding]:
         """(label, encoding) of one input. Classes are tested only once their module is imported (an instance cannot
@@ -138,22 +151,25 @@ class LatencyPredictor:
 
 def load_predictor(path: Union[str, "os.PathLike[str]"], dataset: Union[str, "os.PathLike[str]", None] = None,
                    device: Optional[str] = None, reference_ms: Optional[float] = None,
-                   space: Optional[str] = None) -> LatencyPredictor:
+                   space: Optional[str] = None, coverage: float = DEFAULT_COVERAGE) -> LatencyPredictor:
     """Load the predictor directory `trainer fit` wrote, for one target device.
 
     Predictors of a ratio to the reference model need the device's reference latency: `reference_ms`, else the
     median of its reference measurements in `dataset` (`device` names it), else the one the predictor trained with
     for `device` or for its only training device; otherwise InputError says what to give. Predictors of absolute
     latency (lut) need none. A `device` the predictor trained on also picks its own output head. `space` is the
-    default space of arch strings. Adapting to a new device from its measurements is `trainer adapt`'s job."""
+    default space of arch strings. Each prediction's interval holds the latency with probability `coverage`, from
+    the held-out residuals of the device (trainer.intervals.interval_for). Adapting to a new device from its
+    measurements is `trainer adapt`'s job."""
     from trainer.predictors.store import load_predictor as load_stored
 
+    check_coverage(coverage)
     predictor, config = load_stored(Path(path))
     reference = resolve_reference_ms(predictor, config, reference_ms, dataset, device)
     trained = config.get("training", {}).get("devices", [])
     if device in trained and hasattr(predictor, "select_device"):
         predictor.select_device(trained.index(device))  # as `trainer evaluate` scores a training device
-    return LatencyPredictor(predictor, config, reference, space)
+    return LatencyPredictor(predictor, config, reference, space, interval_for(config, device, coverage))
 
 
 def export_module(module: "torch.nn.Module", input_shape: Optional[Shape]) -> "onnx.ModelProto":

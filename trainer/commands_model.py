@@ -11,6 +11,20 @@ from trainer.commands_data import dataset_option, json_option, only_device
 predictor_option = click.option("--predictor", "predictor_dir", required=True,
                                 type=click.Path(exists=True, file_okay=False, path_type=Path),
                                 help="Predictor directory written by `trainer fit`.")
+# None: trainer.intervals.DEFAULT_COVERAGE, resolved when used so that `trainer --help` imports no numpy.
+coverage_option = click.option("--coverage", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+                               help="Probability that a prediction's interval holds the latency (default 0.9).")
+
+
+def _coverage(coverage):
+    from trainer.intervals import DEFAULT_COVERAGE
+
+    return DEFAULT_COVERAGE if coverage is None else coverage
+
+
+def _finite(value):
+    """A bound for JSON, which has no infinity: an unbounded upper end is null."""
+    return None if value is None or value == float("inf") else value
 
 
 def _kind_choices():
@@ -83,20 +97,27 @@ def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, pa
 @click.option("--device", default=None,
               help="Target device: its reference latency from --dataset, else from the predictor's training; a "
                    "training device also predicts with its own head.")
+@coverage_option
 @json_option
-def predict(predictor_dir, files, space, archs, spec_files, reference_ms, dataset_dir, device, as_json):
-    """Predict the latency of ONNX files, space architectures or specs."""
+def predict(predictor_dir, files, space, archs, spec_files, reference_ms, dataset_dir, device, coverage, as_json):
+    """Predict the latency of ONNX files, space architectures or specs, each with an interval that holds it with
+    probability --coverage (low_ms / high_ms in --json; null for a predictor fitted before intervals existed, and a
+    null high_ms when it held out too few items for the coverage)."""
     from trainer.api import load_predictor
     from trainer.predicting import command_inputs
+    from trainer.terminal import interval_text, percent
 
-    predictor = load_predictor(predictor_dir, dataset_dir, device, reference_ms, space)
+    predictor = load_predictor(predictor_dir, dataset_dir, device, reference_ms, space, _coverage(coverage))
     inputs, labels = command_inputs(files, space, archs, spec_files)
     results = predictor.predict_many(inputs, labels=labels)
     if as_json:
-        click.echo(json.dumps([{"input": r.input, "predicted_ms": r.ms} for r in results]))
+        click.echo(json.dumps([{"input": r.input, "predicted_ms": r.ms, "low_ms": r.low_ms,
+                                "high_ms": _finite(r.high_ms), "coverage": r.coverage} for r in results]))
         return
-    for result in results:
-        click.echo("{:.4f} ms  {}".format(result.ms, result.input))
+    for r in results:
+        interval = "" if r.coverage is None else "  {} ms at {}".format(interval_text(r.low_ms, r.high_ms),
+                                                                         percent(r.coverage))
+        click.echo("{:.4f} ms{}  {}".format(r.ms, interval, r.input))
 
 
 @click.command()
@@ -117,10 +138,12 @@ def predict(predictor_dir, files, space, archs, spec_files, reference_ms, datase
 @click.option("--measured", type=click.Choice(["absolute", "ratio"]), default="absolute", show_default=True,
               help="Score against each item's absolute median, or against its drift-free interleaved ratio x the "
                    "device's reference latency.")
+@coverage_option
 @json_option
 def evaluate(predictor_dir, dataset_dir, device, shots, shot_selection, seed, predictions_out, plot_out, measured,
-             as_json):
-    """Score a predictor on a device's measurements it did not train on."""
+             coverage, as_json):
+    """Score a predictor on a device's measurements it did not train on, and its intervals: the share of items inside
+    their interval beside the nominal --coverage."""
     from trainer.dataset import Dataset
     from trainer.evaluation import evaluate as run_evaluate
     from trainer.predictors.store import load_predictor
@@ -128,7 +151,8 @@ def evaluate(predictor_dir, dataset_dir, device, shots, shot_selection, seed, pr
     predictor, config = load_predictor(predictor_dir)
     dataset = Dataset(dataset_dir)
     device = device or only_device(dataset)
-    result = run_evaluate(predictor, config, dataset, device, shots, seed, measured, shot_selection)
+    result = run_evaluate(predictor, config, dataset, device, shots, seed, measured, shot_selection,
+                          coverage=_coverage(coverage))
     if predictions_out:
         with open(predictions_out, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -141,7 +165,8 @@ def evaluate(predictor_dir, dataset_dir, device, shots, shot_selection, seed, pr
     if as_json:
         click.echo(json.dumps({"device": device, "mode": result.mode, "shots": shots, "shot_selection": shot_selection,
                                "measured": measured,
-                               "reference_ms": result.reference_ms, "metrics": result.metrics}))
+                               "reference_ms": result.reference_ms, "metrics": result.metrics,
+                               "interval": result.interval}))
         return
     from trainer.terminal import evaluation_summary, print_evaluation
 
@@ -158,8 +183,10 @@ def evaluate(predictor_dir, dataset_dir, device, shots, shot_selection, seed, pr
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the candidate sample.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for specs.json (created).")
-def calibration_set(predictor_dir, space, k, candidates, seed, out_dir):
-    """Choose the K subnets a new device should measure (besides the reference) to adapt the predictor."""
+@coverage_option
+def calibration_set(predictor_dir, space, k, candidates, seed, out_dir, coverage):
+    """Choose the K subnets a new device should measure (besides the reference) to adapt the predictor; shows what
+    it predicts for them before any is measured."""
     import shlex
 
     from rich.console import Console
@@ -168,10 +195,11 @@ def calibration_set(predictor_dir, space, k, candidates, seed, out_dir):
     from trainer.adapting import calibration_specs
     from trainer.predictors.store import load_predictor
 
-    predictor, _ = load_predictor(predictor_dir)
+    predictor, config = load_predictor(predictor_dir)
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("encoding candidates", total=candidates)
         specs = calibration_specs(predictor, space, k, candidates, seed, lambda: bar.advance(task))
+    _print_chosen(predictor, config, specs, _coverage(coverage))
     out_dir.mkdir(parents=True, exist_ok=True)
     specs_path = out_dir / "specs.json"
     specs_path.write_text(json.dumps(specs, indent=1, sort_keys=True), encoding="utf-8")
@@ -180,6 +208,30 @@ def calibration_set(predictor_dir, space, k, candidates, seed, out_dir):
                "runtime and thread options):")
     click.echo("  " + " ".join(shlex.quote(a) for a in ("edge-agent", "profile", "--space", space, "--specs",
                                                          str(specs_path), "--out", "calibration-bundle")))
+
+
+def _print_chosen(predictor, config, specs, coverage: float) -> None:
+    """The chosen subnets' predictions for a new device, as ratios to its reference (absolute kinds: ms), with a new
+    device's interval before any shot: the training devices' residuals pooled, which its error will exceed."""
+    from rich.console import Console
+
+    from edge_agent.report import narrow_table
+    from kernels.spaces import spec_from_dict
+    from trainer.encoding_cache import EncodingCache
+    from trainer.intervals import new_device_interval
+    from trainer.terminal import interval_text, percent
+
+    cache = EncodingCache(None, predictor.vocabulary)
+    predicted = predictor.predict([cache.for_spec(spec) for spec in specs])
+    interval = new_device_interval(config, coverage)
+    low, high = interval.bounds(predicted) if interval else ([None] * len(specs), [None] * len(specs))
+    unit = "x reference" if predictor.target == "ratio" else "ms"
+    rows = [(spec_from_dict(spec).id, "{:.4g}".format(p), interval_text(a, b))
+            for spec, p, a, b in zip(specs, predicted, low, high)]
+    Console().print(narrow_table(("spec id", "predicted " + unit, "{} interval".format(percent(coverage))), rows,
+                                 numeric=(1, 2)))
+    if interval is not None:
+        click.echo("(interval from the training devices; a new device errs more until measured)")
 
 
 @click.command()
@@ -219,41 +271,52 @@ def adapt(predictor_dir, dataset_dir, device, shots, seed, out_dir):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the candidate sample.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the kept specs here (a JSON list for `edge-agent profile --specs`).")
+@coverage_option
+@click.option("--confident", is_flag=True,
+              help="Keep only subnets whose interval's upper end is within the budget, not only their prediction.")
 @json_option
-def search(predictor_dir, space, budget_ms, reference_ms, candidates, top, seed, out_file, as_json):
-    """Subnets predicted within a latency budget, the most FLOPs first."""
+def search(predictor_dir, space, budget_ms, reference_ms, candidates, top, seed, out_file, coverage, confident,
+           as_json):
+    """Subnets predicted within a latency budget, the most FLOPs first, each with its prediction's interval."""
     from rich.console import Console
     from rich.progress import Progress
 
+    from trainer.intervals import interval_for
     from trainer.predicting import resolve_reference_ms
     from trainer.predictors.store import load_predictor
     from trainer.searching import search as run_search
 
     predictor, config = load_predictor(predictor_dir)
     reference = resolve_reference_ms(predictor, config, reference_ms)
+    interval = interval_for(config, None, _coverage(coverage))
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("predicting candidates", total=candidates)
-        result = run_search(predictor, reference, space, budget_ms, candidates, seed, top, lambda: bar.advance(task))
+        result = run_search(predictor, reference, space, budget_ms, candidates, seed, top, lambda: bar.advance(task),
+                            interval, confident)
     if out_file is not None:
         out_file.write_text(json.dumps([f.spec for f in result.found], indent=1, sort_keys=True), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps([{"spec": f.spec, "predicted_ms": f.predicted_ms, "flops": f.flops}
+        click.echo(json.dumps([{"spec": f.spec, "predicted_ms": f.predicted_ms, "flops": f.flops, "low_ms": f.low_ms,
+                                "high_ms": _finite(f.high_ms), "coverage": interval.coverage if interval else None}
                                for f in result.found]))
         return
-    _print_found(result, budget_ms, out_file)
+    _print_found(result, budget_ms, out_file, confident)
 
 
-def _print_found(result, budget_ms: float, out_file) -> None:
+def _print_found(result, budget_ms: float, out_file, confident: bool) -> None:
     """The kept subnets, then one line: how many were within the budget, and where their specs went."""
     from rich.console import Console
 
     from edge_agent.report import narrow_table
     from kernels.spaces import spec_from_dict
+    from trainer.terminal import interval_text, percent
 
-    rows = [(spec_from_dict(f.spec).id, "{:.4g}".format(f.predicted_ms), "{:.1f}".format(f.flops / 1e6))
-            for f in result.found]
-    Console().print(narrow_table(("spec id", "predicted ms", "MFLOPs"), rows, numeric=(1, 2)))
+    interval = "{} interval".format(percent(result.interval.coverage)) if result.interval else "interval"
+    rows = [(spec_from_dict(f.spec).id, "{:.4g}".format(f.predicted_ms), interval_text(f.low_ms, f.high_ms),
+             "{:.1f}".format(f.flops / 1e6)) for f in result.found]
+    Console().print(narrow_table(("spec id", "predicted ms", interval, "MFLOPs"), rows, numeric=(1, 2, 3)))
     written = "; specs -> {} (measure them with `edge-agent profile --space ... --specs {}`)".format(
         out_file, out_file) if out_file is not None else ""
-    click.echo("{} of {} candidate(s) predicted within {:g} ms, {} kept{}".format(
-        result.under_budget, result.candidates, budget_ms, len(result.found), written))
+    within = "with their {} within".format(interval) if confident else "predicted within"
+    click.echo("{} of {} candidate(s) {} {:g} ms, {} kept{}".format(
+        result.under_budget, result.candidates, within, budget_ms, len(result.found), written))

@@ -6,9 +6,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from edge_agent.errors import InputError
-from trainer.adapting import device_pool
+from trainer.adapting import DevicePool, device_pool
 from trainer.dataset import Dataset
 from trainer.examples import load_examples
+from trainer.intervals import (DEFAULT_COVERAGE, Interval, adapted_interval, check_coverage, coverage_report,
+                               interval_for)
 from trainer.metrics import score
 from trainer.predictors.base import Predictor
 
@@ -23,6 +25,10 @@ class Evaluation:
     measured_ms: np.ndarray
     predicted_ms: np.ndarray
     metrics: Dict[str, float]
+    # trainer.intervals.coverage_report and each item's bounds; None for a predictor without interval residuals
+    interval: Optional[Dict[str, Any]] = None
+    low_ms: Optional[np.ndarray] = None
+    high_ms: Optional[np.ndarray] = None
 
 
 MEASURED_ABSOLUTE = "absolute"
@@ -32,14 +38,16 @@ SHOT_SELECTIONS = ("chosen", "random")
 
 def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, device: str, shots: int = 0,
              seed: int = 0, measured: str = MEASURED_ABSOLUTE, shot_selection: str = "chosen",
-             candidates: Optional[int] = None) -> Evaluation:
+             candidates: Optional[int] = None, coverage: float = DEFAULT_COVERAGE) -> Evaluation:
     """`measured="ratio"` scores against the drift-free measurement, the item's interleaved ratio times the device's
     reference latency, instead of the item's absolute median, which carries the machine's drift between items.
     `shot_selection="chosen"` measures the K items `choose_shots` picks from the predictor alone (what a user
     calibrating a new board would be asked to profile), among `candidates` items drawn with `seed` if given (as
-    `trainer calibration-set --candidates` samples the space); "random" draws them with `seed`."""
+    `trainer calibration-set --candidates` samples the space); "random" draws them with `seed`. Each prediction's
+    interval at `coverage` is scored too: how many items it holds, against the nominal share."""
     if shot_selection not in SHOT_SELECTIONS:
         raise InputError("shot selection must be one of {}, not {!r}".format(", ".join(SHOT_SELECTIONS), shot_selection))
+    check_coverage(coverage)
     training = config.get("training", {})
     seen = device in training.get("devices", [])
     examples = load_examples(dataset, [device])
@@ -50,13 +58,7 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     if shots < 0 or shots >= len(pool):
         raise InputError("--shots {} leaves nothing to score ({} unseen items on {})".format(shots, len(pool), device))
     points = device_pool(predictor, dataset, pool, examples)
-    if shot_selection == "random" or not shots:
-        picked = np.random.default_rng(seed).permutation(len(pool))[:shots]
-    else:
-        among = None
-        if candidates is not None and candidates < len(pool):
-            among = np.random.default_rng(seed).choice(len(pool), max(candidates, shots), replace=False)
-        picked = points.choose(predictor, shots, among)
+    picked = _pick_shots(predictor, points, shots, shot_selection, candidates, seed)
     shot_index = {int(i) for i in picked}
     scored_index = [i for i in range(len(pool)) if i not in shot_index]
     if seen and hasattr(predictor, "select_device"):
@@ -71,8 +73,34 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
         truth = np.asarray([e.ratio * reference_ms for e in scored], dtype=np.float64)
     else:
         truth = np.asarray([e.latency_ms for e in scored], dtype=np.float64)
+    interval = _interval(predictor, config, device, seen, points, picked, seed, coverage)
+    low, high = interval.bounds(predicted) if interval else (None, None)
     return Evaluation(device, "training device (unseen items)" if seen else "new device", shots, reference_ms,
-                      [e.item_id for e in scored], truth, predicted, score(truth, predicted))
+                      [e.item_id for e in scored], truth, predicted, score(truth, predicted),
+                      coverage_report(interval, truth, predicted) if interval else None, low, high)
+
+
+def _pick_shots(predictor: Predictor, points: DevicePool, shots: int, shot_selection: str,
+                candidates: Optional[int], seed: int) -> np.ndarray:
+    """Indices of the pool items that adapt the predictor (see `evaluate`)."""
+    if shot_selection == "random" or not shots:
+        return np.random.default_rng(seed).permutation(len(points.items))[:shots]
+    among = None
+    if candidates is not None and candidates < len(points.items):
+        among = np.random.default_rng(seed).choice(len(points.items), max(candidates, shots), replace=False)
+    return points.choose(predictor, shots, among)
+
+
+def _interval(predictor: Predictor, config: Dict[str, Any], device: str, seen: bool, points: DevicePool,
+              picked: np.ndarray, seed: int, coverage: float) -> Optional[Interval]:
+    """A training device's own residuals (pooled when too few); a new device's, the source devices' widened by
+    the adaptation's own on its shots, as `trainer adapt` records them."""
+    record = config.get("intervals")
+    if not record:
+        return None
+    if seen:
+        return interval_for(config, device, coverage)
+    return adapted_interval(record, points.shot_residuals(predictor, [int(i) for i in picked], seed), coverage)
 
 
 def metric_rows(metrics: Dict[str, float]) -> List[Tuple[str, str]]:
@@ -83,3 +111,16 @@ def metric_rows(metrics: Dict[str, float]) -> List[Tuple[str, str]]:
             ("mean gap (ms)", "{:.4g}".format(m["mean_gap_ms"])), ("RMSE (ms)", "{:.4g}".format(m["rmse_ms"])),
             ("MAPE (%)", "{:.2f}".format(m["mape_pct"])), ("Spearman ρ", "{:.4f}".format(m["spearman"])),
             ("Kendall τ", "{:.4f}".format(m["kendall"]))]
+
+
+def interval_rows(report: Optional[Dict[str, Any]]) -> List[Tuple[str, str]]:
+    """The interval's figures as (name, formatted value) for `trainer evaluate`: the nominal coverage beside the
+    share of scored items inside their interval, and the width relative to the prediction."""
+    if report is None:
+        return [("interval", "none recorded (refit)")]
+    nominal = "{:.1%}".format(report["coverage"])
+    if report["mean_relative_width"] is None:
+        return [("coverage, nominal", nominal), ("interval", "unbounded: too few held-out residuals")]
+    return [("coverage, nominal", nominal), ("coverage, empirical", "{:.1%}".format(report["empirical_coverage"])),
+            ("interval width", "{:.1%} of the prediction".format(report["mean_relative_width"])),
+            ("interval from", "{} residuals ({})".format(report["residuals"], report["basis"]))]

@@ -1,9 +1,11 @@
-"""`trainer fit`: a seeded random split by item (never an ordered one), early stopping on a validation split, and a
-predictor directory written at the end."""
+"""`trainer fit`: a seeded random split by item (never an ordered one), early stopping on a validation split, the
+held-out residuals its prediction intervals rest on (trainer.intervals), and a predictor directory written at the
+end."""
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -11,6 +13,7 @@ from edge_agent.errors import InputError
 from trainer.dataset import Dataset
 from trainer.encoding_cache import EncodingCache
 from trainer.examples import Example, encode_examples, load_examples
+from trainer.intervals import interval_record, should_cross_fit
 from trainer.predictors import predictor_class
 from trainer.predictors.base import FitHistory, Predictor, ProgressFn
 from trainer.predictors.store import save_predictor
@@ -25,6 +28,7 @@ class FitResult:
     train_items: List[str]
     val_items: List[str]
     unused_items: int
+    intervals: Dict[str, Any]  # the config's "intervals" entry (trainer.intervals)
 
 
 def split_items(item_ids: Sequence[str], train_size: Optional[int], seed: int) -> Tuple[List[str], List[str]]:
@@ -60,13 +64,16 @@ def fit(dataset: Dataset, devices: Sequence[str], kind: str, train_size: Optiona
     cache = EncodingCache(dataset.encodings_dir, predictor.vocabulary)
     train_x, train_y = _item_matrix(examples, train_ids, devices, dataset, cache, encode_progress)
     val_x, val_y = _item_matrix(examples, val_ids, devices, dataset, cache, encode_progress)
-    if not multi:
-        train_y, val_y = train_y[:, 0], val_y[:, 0]
-    history = predictor.fit(train_x, train_y, val_x, val_y, seed, progress)
+    template = copy.deepcopy(predictor) if should_cross_fit(predictor, train_y) else None  # unfitted, to refit
+    column = slice(None) if multi else 0
+    history = predictor.fit(train_x, train_y[:, column], val_x, val_y[:, column], seed, progress)
+    references = _references(examples, devices)
+    intervals = interval_record(predictor, template, train_x, train_y, val_x, val_y, devices, references, seed)
     if out_dir is not None:
-        save_predictor(predictor, out_dir, _training_record(examples, devices, train_ids, val_ids, seed, history))
+        save_predictor(predictor, out_dir, _training_record(references, devices, train_ids, val_ids, seed, history),
+                       intervals)
     used = set(train_ids) | set(val_ids)
-    return FitResult(predictor, history, train_ids, val_ids, len({e.item_id for e in examples} - used))
+    return FitResult(predictor, history, train_ids, val_ids, len({e.item_id for e in examples} - used), intervals)
 
 
 def _item_matrix(examples: Sequence[Example], item_ids: Sequence[str], devices: Sequence[str], dataset: Dataset,
@@ -83,10 +90,14 @@ def _item_matrix(examples: Sequence[Example], item_ids: Sequence[str], devices: 
     return encode_examples([first[item] for item in item_ids], dataset, cache, encode_progress), y
 
 
-def _training_record(examples: Sequence[Example], devices: Sequence[str], train_ids: List[str], val_ids: List[str],
+def _references(examples: Sequence[Example], devices: Sequence[str]) -> Dict[str, float]:
+    """Each training device's reference latency (a device without whole-model examples has none)."""
+    return {device: next(e.reference_ms for e in examples if e.device == device)
+            for device in devices if any(e.device == device for e in examples)}
+
+
+def _training_record(reference: Dict[str, float], devices: Sequence[str], train_ids: List[str], val_ids: List[str],
                      seed: int, history: FitHistory) -> Dict[str, object]:
-    reference = {device: next(e.reference_ms for e in examples if e.device == device)
-                 for device in devices if any(e.device == device for e in examples)}
     return {"devices": list(devices), "reference_ms": reference, "item_ids": sorted(train_ids + val_ids),
             "validation_item_ids": sorted(val_ids), "seed": seed, "train_size": len(train_ids) + len(val_ids),
             "epochs": history.epochs, "best_epoch": history.best_epoch,

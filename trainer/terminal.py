@@ -12,13 +12,14 @@ def print_evaluation(result, console=None) -> None:
     from rich.console import Console
 
     from edge_agent.report import narrow_table
-    from trainer.evaluation import metric_rows
+    from trainer.evaluation import interval_rows, metric_rows
 
     console = console or Console()
     console.print("device {}".format(result.device), highlight=False, soft_wrap=True)
     console.print("{}, {} shot(s), reference {:.4g} ms".format(result.mode, result.shots, result.reference_ms),
                   highlight=False)
-    console.print(narrow_table(("metric", "value"), metric_rows(result.metrics), numeric=(1,)))
+    rows = metric_rows(result.metrics) + interval_rows(result.interval)
+    console.print(narrow_table(("metric", "value"), rows, numeric=(1,)))
 
 
 def evaluation_summary(result) -> str:
@@ -26,6 +27,21 @@ def evaluation_summary(result) -> str:
     m = result.metrics
     return "{}: {:.1%} of {} item(s) within ±10 % (MAPE {:.1f} %, Spearman {:.3f})".format(
         result.device, m["within_10"], m["n"], m["mape_pct"], m["spearman"])
+
+
+def percent(share: float) -> str:
+    """0.9 -> "90 %", 0.975 -> "97.5 %": a coverage as the docs write it."""
+    return "{:g} %".format(round(100 * share, 4))
+
+
+def interval_text(low, high) -> str:
+    """A prediction's interval in a table cell: "low–high", "unbounded" (too few held-out residuals for the
+    coverage) or "-" (the predictor records none)."""
+    if low is None or high is None:
+        return "-"
+    if high == float("inf"):
+        return "unbounded"
+    return "{:.4g}–{:.4g}".format(low, high)
 
 
 def print_devices(summaries, console=None) -> None:

@@ -43,6 +43,8 @@ def group_features(encoding: GraphEncoding, groups: Sequence[int]) -> np.ndarray
 
 @register("additive")
 class AdditivePredictor(HeadsPredictor):
+    closed_form = True
+
     def build(self) -> None:
         self.groups = np.zeros(0, dtype=np.int64)
         self.scale = np.ones(0)

@@ -12,6 +12,8 @@ from trainer.predictors.heads import HeadsPredictor
 
 @register("flops")
 class FlopsPredictor(HeadsPredictor):
+    closed_form = True
+
     def build(self) -> None:
         self.coef = np.zeros((2, self.n_heads))
 

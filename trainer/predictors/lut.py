@@ -30,6 +30,7 @@ KERNEL_KIND = "kernel"
 class LutPredictor(Predictor):
     target = "absolute"
     kernels_suffice = True  # whole-model items only calibrate the kernel sum
+    closed_form = True  # the calibration of kernel sums is
 
     def __init__(self, hyper: Optional[Dict[str, object]] = None, vocabulary: Sequence[str] = LUT_VOCABULARY):
         super().__init__(hyper, vocabulary)

@@ -1,10 +1,11 @@
-"""A predictor on disk is a directory: config.json (kind, vocabulary, versions, training devices and items) and
+"""A predictor on disk is a directory: config.json (kind, vocabulary, versions, training devices and items, and the
+held-out residuals of its prediction intervals; a config without them, as older ones are, gives no interval) and
 weights.safetensors (plain tensors; never a pickle)."""
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from edge_agent.errors import InputError
 from trainer.encoding import ENCODING_VERSION, vocabulary_hash
@@ -17,7 +18,9 @@ CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 
 
-def save_predictor(predictor: Predictor, out_dir: Path, training: Dict[str, Any]) -> None:
+def save_predictor(predictor: Predictor, out_dir: Path, training: Dict[str, Any],
+                   intervals: Optional[Dict[str, Any]] = None) -> None:
+    """`intervals`: the held-out residuals of trainer.intervals (None: the predictor gives no interval)."""
     from safetensors.numpy import save_file
 
     out_dir = Path(out_dir)
@@ -28,6 +31,8 @@ def save_predictor(predictor: Predictor, out_dir: Path, training: Dict[str, Any]
         "vocabulary": list(predictor.vocabulary), "vocabulary_hash": vocabulary_hash(predictor.vocabulary),
         "hyper": predictor.hyper, "calibration": list(predictor.calibration), "training": training,
     }
+    if intervals is not None:
+        config["intervals"] = intervals
     save_file({name: value for name, value in predictor.tensors().items()}, str(out_dir / (WEIGHTS + ".tmp")))
     os.replace(out_dir / (WEIGHTS + ".tmp"), out_dir / WEIGHTS)
     (out_dir / (CONFIG + ".tmp")).write_text(json.dumps(config, indent=1, sort_keys=True), encoding="utf-8")
