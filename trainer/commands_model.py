@@ -80,8 +80,13 @@ def fit(dataset_dir, devices, kind, train_size, seed, layers, hidden, epochs, pa
     best = min(history.val_errors) if history.val_errors else float("nan")
     click.echo("{}: trained {} on {} item(s) (+{} validation) of {}; {} epoch(s), best {} with validation error "
                "{:.2%}; {} item(s) left unseen -> {}".format(
-                   kind, kind, len(result.train_items), len(result.val_items), ", ".join(devices), history.epochs,
+                   kind, kind, len(result.train_items), len(result.val_items), _device_list(devices), history.epochs,
                    history.best_epoch, best, result.unused_items, out_dir))
+
+
+def _device_list(devices) -> str:
+    """The devices by name, or by count when naming them would flood the terminal (a public table has 124)."""
+    return ", ".join(devices) if len(devices) <= 3 else "{} devices ({}, ...)".format(len(devices), devices[0])
 
 
 @click.command()

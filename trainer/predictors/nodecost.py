@@ -108,6 +108,7 @@ def choose_linear_strength(relative: np.ndarray) -> float:
 
 @register("nodecost")
 class NodeCostPredictor(HeadsPredictor):
+    closed_form = True
     def __init__(self, hyper=None, vocabulary: Sequence[str] = NODECOST_VOCABULARY):
         super().__init__(hyper, vocabulary=vocabulary)
 
