@@ -117,3 +117,11 @@ def test_pointwise_chains_are_fused_and_two_tensor_ops_are_not():
         ("Conv", False), ("Add", False), ("Relu", True),  # residual add, its activation
         ("GlobalAveragePool", False), ("Conv", False), ("Relu", True), ("Conv", False), ("Sigmoid", True),
         ("Mul", False)]  # the gate
+
+
+def test_a_cell_level_encoding_is_refused_in_one_line():
+    from edge_agent.errors import InputError
+    from trainer.cell_encoding import cell_vocabulary
+
+    with pytest.raises(InputError, match="nodecost prices ONNX graphs"):
+        predictor_class("nodecost")({"heads": 1}, vocabulary=cell_vocabulary("nb201"))

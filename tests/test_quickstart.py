@@ -1,5 +1,5 @@
 """The README's main job, end to end at toy scale: profile this CPU (subnets, then kernels and fusion rules),
-ingest, fit the GCN and the kernel LUT, evaluate both, write the report."""
+ingest, fit the default predictor (nodecost) and the kernel LUT, evaluate both, write the report."""
 
 import json
 
@@ -7,9 +7,9 @@ from conftest import run_cli
 
 
 def _quickstart(work, kernel_minutes: str):
-    """At toy scale: 10 subnets, quick protocol, a tiny GCN."""
-    args = ["trainer", "quickstart", "--work", str(work), "--subnets", "10", "--protocol", "quick", "--hidden", "16",
-            "--epochs", "5", "--kernel-minutes", kernel_minutes]
+    """At toy scale: 10 subnets, quick protocol."""
+    args = ["trainer", "quickstart", "--work", str(work), "--subnets", "10", "--protocol", "quick",
+            "--kernel-minutes", kernel_minutes]
     result = run_cli(*args, env={"COLUMNS": "120"})
     assert result.returncode == 0, result.stderr[-2000:]
     return result
@@ -21,8 +21,8 @@ def test_quickstart_profiles_fits_and_scores_unseen_subnets(tmp_path):
     assert "ingested" in result.stdout and "Spearman" in result.stdout
     assert result.stdout.count("items scored") == 4  # two predictors, each against ms and against ratios
     summary = [line for line in result.stdout.splitlines() if "unseen subnets within ±10 %" in line]
-    assert [line.split(":")[0] for line in summary] == ["gcn", "lut"]
-    for predictor, kind in (("predictor", "gcn"), ("predictor-lut", "lut")):
+    assert [line.split(":")[0] for line in summary] == ["nodecost", "lut"]
+    for predictor, kind in (("predictor", "nodecost"), ("predictor-lut", "lut")):
         config = json.loads((work / predictor / "config.json").read_text())
         assert config["kind"] == kind
         assert config["training"]["devices"] == json.loads((work / "predictor" / "config.json").read_text())[
@@ -32,7 +32,7 @@ def test_quickstart_profiles_fits_and_scores_unseen_subnets(tmp_path):
     _assert_report(work, result, plots=4)  # a scatter and an error CDF per predictor
 
 
-def test_quickstart_without_kernels_fits_only_the_gcn(tmp_path):
+def test_quickstart_without_kernels_fits_only_the_whole_model_predictor(tmp_path):
     work = tmp_path / "run"
     result = _quickstart(work, "0")
     assert result.stdout.count("items scored") == 2

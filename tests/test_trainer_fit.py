@@ -212,8 +212,8 @@ def test_mismatched_predictor_is_refused(dataset, tmp_path, capsys):
 def test_cell_input_mode_fits_and_predicts_archs_only(dataset, tmp_path, capsys):
     pred = tmp_path / "cell"
     with pytest.raises(SystemExit) as done:
-        main(["fit", "--dataset", str(dataset.root), "--device", "dev", "--train-size", "40", "--hidden", "16",
-              "--layers", "2", "--epochs", "30", "--cell-space", "nb201", "--out", str(pred)])
+        main(["fit", "--dataset", str(dataset.root), "--device", "dev", "--kind", "gcn", "--train-size", "40",
+              "--hidden", "16", "--layers", "2", "--epochs", "30", "--cell-space", "nb201", "--out", str(pred)])
     assert done.value.code == 0
     loaded, config = load_predictor(pred)
     assert loaded.vocabulary[0] == "cell:nb201"

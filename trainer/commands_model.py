@@ -37,7 +37,7 @@ def _kind_choices():
 @dataset_option
 @click.option("--device", "devices", multiple=True,
               help="Device to train on (repeatable; default: the dataset's only device).")
-@click.option("--kind", default="gcn", show_default=True, help="Predictor kind: " + ", ".join(_kind_choices()) + ".")
+@click.option("--kind", default="nodecost", show_default=True, help="Predictor kind: " + ", ".join(_kind_choices()) + ".")
 @click.option("--train-size", type=click.IntRange(2), default=None, help="Items to train on (default 80 %).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--layers", type=click.IntRange(1), default=None, help="GCN/MLP layers (gcn default 4).")

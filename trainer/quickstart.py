@@ -1,10 +1,11 @@
 """`trainer quickstart`: the first thing a new user runs. Profiles this machine with the agent (the local CPU is a
-device too), ingests the bundle, fits the GCN on ratios to the supernet, scores it on subnets it never saw, and
-ends with the HTML report of it all (`trainer report`), printing its path last.
+device too), ingests the bundle, fits the default whole-model predictor (`nodecost`) on ratios to the supernet,
+scores it on subnets it never saw, and ends with the HTML report of it all (`trainer report`), printing its path last.
 
 Beside it, unless --kernel-minutes is 0, it profiles single kernels (the supernet's own layers first) and the
 runtime's fusion rules, and fits and scores the kernel lookup table on the same split: from ~80 whole-model
-examples the GCN cannot learn how a conv's cost steps with its channel blocking, which the kernels measure directly.
+examples no whole-model predictor learns how a conv's cost steps with its channel blocking, which the kernels
+measure directly.
 """
 
 import subprocess
@@ -36,15 +37,15 @@ KERNEL_PASSES = 3
 @click.option("--runtime", type=click.Choice(["ort", "mnn"]), default="ort", show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--protocol", default="default", show_default=True, help="Measurement protocol preset of the subnets.")
-@click.option("--kind", default="gcn", show_default=True, help="Predictor kind.")
-@click.option("--hidden", type=click.IntRange(1), default=None, help="GCN hidden size (default 600).")
+@click.option("--kind", default="nodecost", show_default=True, help="Predictor kind.")
+@click.option("--hidden", type=click.IntRange(1), default=None, help="GCN/MLP hidden size (gcn default 600).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Maximum training epochs.")
 @click.option("--kernel-minutes", type=click.FloatRange(min=0), default=6.0, show_default=True,
               help="Budget of the kernel profile for the kernel lookup table fitted beside --kind (re-running adds "
                    "as much again); 0 skips the kernels, the fusion rules and the table.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def quickstart(work_dir, subnets, runtime, threads, protocol, kind, hidden, epochs, kernel_minutes, seed):
-    """Profile cifar-supernet subnets (then kernels) here, ingest, fit the GCN (and the kernel LUT), score both."""
+    """Profile cifar-supernet subnets (then kernels) here, ingest, fit a predictor (and the kernel LUT), score both."""
     from trainer.dataset import Dataset
     from trainer.ingest import ingest
     from trainer.report import write_report

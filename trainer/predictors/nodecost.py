@@ -14,6 +14,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edge_agent.errors import InputError
 from trainer.cost_features import CONV_KINDS, conv_kinds, fused_pointwise, numeric_features, op_index
 from trainer.encoding import DEFAULT_VOCABULARY, NUMERIC_FEATURES, GraphEncoding
 from trainer.predictors import register
@@ -110,6 +111,9 @@ def choose_linear_strength(relative: np.ndarray) -> float:
 class NodeCostPredictor(HeadsPredictor):
     closed_form = True
     def __init__(self, hyper=None, vocabulary: Sequence[str] = NODECOST_VOCABULARY):
+        if "Conv" not in vocabulary:
+            raise InputError("nodecost prices ONNX graphs' nodes: a cell-level encoding (--cell-space) works with "
+                             "gcn, mlp or flops")
         super().__init__(hyper, vocabulary=vocabulary)
 
     def build(self) -> None:
