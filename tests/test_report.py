@@ -4,7 +4,6 @@ what it does not store; and a real headless browser loads it without console err
 where no Chromium is installed)."""
 
 import html.parser
-import json
 import os
 import re
 import shutil
