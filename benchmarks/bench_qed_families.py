@@ -21,7 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from qed_common import column_group, encode_models, family_of, join_tables, read_table, score_column  # noqa: E402
+from qed_common import (  # noqa: E402
+    column_group, encode_models, family_of, join_tables, noise_ceiling, read_table, score_column)
 
 from trainer.fitting import split_items  # noqa: E402
 from trainer.predictors import predictor_class  # noqa: E402
@@ -75,13 +76,16 @@ def summarize(devices: Sequence[str], ratios: np.ndarray, predicted: np.ndarray)
     return {device: score_column(ratios[:, j], predicted[:, j]) for j, device in enumerate(devices)}
 
 
-def group_means(per_column: Dict[str, Dict[str, float]]) -> Dict[str, Dict[str, float]]:
+def group_means(per_column: Dict[str, Dict[str, float]], table) -> Dict[str, Dict[str, float]]:
+    """Each group's mean scores, beside the noise ceiling of its measurements (qed_common.noise_ceiling)."""
     out = {}
     for group in GROUPS:
         members = [m for d, m in per_column.items() if column_group(d) == group]
         out[group] = {key: float(np.nanmean([m[key] for m in members]))
                       for key in ("within_10", "within_20", "spearman", "mape_pct")}
         out[group]["columns"] = len(members)
+        cv = table.cv[:, [j for j, d in enumerate(table.devices) if column_group(d) == group]]
+        out[group]["noise_ceiling"] = noise_ceiling(cv)
     return out
 
 
@@ -104,7 +108,7 @@ def main(argv=None) -> int:
         predicted = leave_family_out(kind, json.loads(args.hyper), models, encodings, ratios, args.seed)
         per_column = summarize(table.devices, ratios, predicted)
         report[kind] = {"models": len(models), "families": len({family_of(m) for m in models}),
-                        "columns": per_column, "groups": group_means(per_column),
+                        "columns": per_column, "groups": group_means(per_column, table),
                         "seconds": time.perf_counter() - start}
         print_kind(kind, report[kind])
     if args.json_out:
@@ -115,10 +119,10 @@ def main(argv=None) -> int:
 def print_kind(kind: str, result) -> None:
     print("\n{}: {} models, {} families, leave one family out ({:.0f} s)".format(
         kind, result["models"], result["families"], result["seconds"]))
-    print("{:<14} {:>7} {:>7} {:>7} {:>7}".format("columns", "±10 %", "±20 %", "rho", "MAPE"))
+    print("{:<14} {:>7} {:>7} {:>7} {:>7} {:>8}".format("columns", "±10 %", "±20 %", "rho", "MAPE", "ceiling"))
     for group, m in result["groups"].items():
-        print("{:<14} {:>6.1%} {:>6.1%} {:>7.3f} {:>6.1f}%  ({} columns)".format(
-            group, m["within_10"], m["within_20"], m["spearman"], m["mape_pct"], m["columns"]))
+        print("{:<14} {:>6.1%} {:>6.1%} {:>7.3f} {:>6.1f}% {:>7.1%}  ({} columns)".format(
+            group, m["within_10"], m["within_20"], m["spearman"], m["mape_pct"], m["noise_ceiling"], m["columns"]))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class Table:
     models: List[str]
     devices: List[str]
     ratios: np.ndarray  # [models, devices], NaN where the table has no measurement
+    cv: np.ndarray  # [models, devices] the run-to-run std over the mean (NaN where the table gives none)
 
     def column(self, device: str) -> np.ndarray:
         return self.ratios[:, self.devices.index(device)]
@@ -54,27 +55,44 @@ def read_table(runtime: str, gpu: bool = False) -> Table:
     columns = [c for c in rows[0] if c.endswith("|mean") and (gpu or "|gpu|" not in c)]
     models = [row["model"] for row in rows]
     reference = models.index(REFERENCE)
-    kept, ratios = [], []
+    kept, ratios, cvs = [], [], []
     for column in columns:
-        values = np.asarray([float(row[column]) if row[column].strip() else np.nan for row in rows])
+        values = _cells(rows, column)
         if np.isfinite(values[reference]) and values[reference] > 0:
             kept.append("{}:{}".format(runtime, column[:-len("|mean")]))
             ratios.append(values / values[reference])
-    return Table(models, kept, np.stack(ratios, axis=1))
+            cvs.append(_cells(rows, column[:-len("mean")] + "std") / values)
+    return Table(models, kept, np.stack(ratios, axis=1), np.stack(cvs, axis=1))
+
+
+def _cells(rows: Sequence[Dict[str, str]], column: str) -> np.ndarray:
+    return np.asarray([float(row[column]) if (row.get(column) or "").strip() else np.nan for row in rows])
+
+
+def noise_ceiling(cv: np.ndarray) -> float:
+    """The share of measurements whose own repeat would land within ±10 %, from each one's run-to-run std over its
+    mean (a repeat's relative difference taken as normal with sd √2·cv): what no predictor scored on them can beat."""
+    from scipy.stats import norm
+
+    known = cv[np.isfinite(cv)]
+    return float(np.mean(2 * norm.cdf(0.10 / (np.sqrt(2) * np.maximum(known, 1e-9))) - 1)) if known.size else np.nan
 
 
 def join_tables(tables: Sequence[Table]) -> Table:
     """One table over the models of the first (a model missing from another table is NaN there)."""
     models = tables[0].models
-    columns = []
-    for table in tables:
+
+    def aligned(table: Table, values: np.ndarray) -> np.ndarray:
         index = {name: i for i, name in enumerate(table.models)}
         block = np.full((len(models), len(table.devices)), np.nan)
         for row, name in enumerate(models):
             if name in index:
-                block[row] = table.ratios[index[name]]
-        columns.append(block)
-    return Table(models, [d for t in tables for d in t.devices], np.concatenate(columns, axis=1))
+                block[row] = values[index[name]]
+        return block
+
+    return Table(models, [d for t in tables for d in t.devices],
+                 np.concatenate([aligned(t, t.ratios) for t in tables], axis=1),
+                 np.concatenate([aligned(t, t.cv) for t in tables], axis=1))
 
 
 def encode_models(names: Sequence[str], models_dir: Path, vocabulary: Sequence[str]) -> Dict[str, GraphEncoding]:
