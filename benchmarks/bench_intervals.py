@@ -1,7 +1,7 @@
 """Prediction intervals (trainer.intervals): nominal against empirical coverage, and the mean relative width.
 
 1. The public phone tables (../shared/data/qed, every CPU column of both runtimes; qed_common), `nodecost` with its
-   prices only ({"epochs": 0}, cross-fitted intervals): a random 80/20 split of each column's models (the 20 %
+   (closed form, cross-fitted intervals): a random 80/20 split of each column's models (the 20 %
    never trained on in that column; --seeds splits), and leave one CNN family out (each family predicted by a
    predictor trained without it: its items are not exchangeable with the training ones, so this is the hard case).
 2. NB201 (../shared/data/nb201), a cell-level `flops` predictor through `trainer fit` / `trainer evaluate`: one device
@@ -132,7 +132,7 @@ def run_qed(models_dir: Path, seeds: int) -> Dict[str, object]:
     rows = [i for i, m in enumerate(table.models) if m in encoded]
     models, ratios = [table.models[i] for i in rows], table.ratios[rows]
     encodings = [encoded[m] for m in models]
-    hyper = {"epochs": 0}
+    hyper: dict = {}
     report = {"models": len(models), "columns": len(table.devices), "families": len({family_of(m) for m in models})}
     start = time.perf_counter()
     report["random_80_20"] = qed_random_split(encodings, ratios, table.devices, seeds, hyper).summary()
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     report: Dict[str, object] = {}
     if "qed" in parts:
         report["qed"] = run_qed(args.models, args.seeds)
-        print("phone tables: {models} models, {families} families, {columns} CPU columns; nodecost prices only".format(
+        print("phone tables: {models} models, {families} families, {columns} CPU columns; nodecost".format(
             **report["qed"]))
         print_tally("random 80/20 per column, {} seeds ({:.0f} s)".format(args.seeds, report["qed"]["random_seconds"]),
                     report["qed"]["random_80_20"])

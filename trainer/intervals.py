@@ -9,7 +9,7 @@ Where the residuals come from (`interval_record`, when `trainer fit` writes a pr
 - kinds that fit in about a second (`closed_form`, or any kind with `epochs` 0) are cross-fitted: FOLDS refits, each
   on the other folds' training items, predict the items they left out; the validation items add the fitted model's
   own residuals. So every item the predictor used gives one residual, not only the ~10 % held out for validation;
-- the other kinds (gcn, mlp, nodecost trained by epochs) would need FOLDS more trainings, so only the validation items
+- the other kinds (gcn, mlp) would need FOLDS more trainings, so only the validation items
   give residuals; when they are too few for the coverage (fewer than 9 at 90 %) the interval is unbounded, not made up.
 
 Which residuals bound a prediction (`interval_for`): a training device's own; all training devices' pooled when the
