@@ -69,17 +69,29 @@ def mean_scores(scores: List[Dict[str, float]]) -> Dict[str, float]:
                                                                            "mape_pct")}
 
 
-def unseen_phones(kind, hyper, table, encodings, shots: Sequence[int], how: str, seed: int):
+def kin(device: str) -> tuple:
+    """A column's runtime and precision: what a user adapting a new board knows it will run."""
+    runtime, _, column = device.partition(":")
+    return runtime, column.split("|")[-1]
+
+
+def unseen_phones(kind, hyper, table, encodings, shots: Sequence[int], how: str, seed: int, same_kin: bool):
+    """With same_kin, a held-out column mixes only the training columns of its own runtime and precision."""
     results = {}
+    reference = table.models.index(REFERENCE)
     for phone in PHONES:
         target = [j for j, d in enumerate(table.devices) if phone_of(d) == phone]
-        source = [j for j, d in enumerate(table.devices) if phone_of(d) != phone]
-        predictor = train(kind, hyper, encodings, table.ratios[:, source], seed)
-        reference = table.models.index(REFERENCE)
+        groups = sorted({kin(table.devices[j]) for j in target}) if same_kin else [None]
+        scores: Dict[int, List[Dict[str, float]]] = {k: [] for k in shots}
+        for group in groups:
+            source = [j for j, d in enumerate(table.devices) if phone_of(d) != phone and group in (None, kin(d))]
+            predictor = train(kind, hyper, encodings, table.ratios[:, source], seed)
+            for j in [j for j in target if group in (None, kin(table.devices[j]))]:
+                for k in shots:
+                    scores[k].append(predict_column(predictor, encodings, table.ratios[:, j], reference, k, how,
+                                                    seed))
         for k in shots:
-            scores = [predict_column(predictor, encodings, table.ratios[:, j], reference, k, how, seed)
-                      for j in target]
-            results["{} K={}".format(phone, k)] = dict(mean_scores(scores), columns=len(target))
+            results["{} K={}".format(phone, k)] = dict(mean_scores(scores[k]), columns=len(target))
     return results
 
 
@@ -116,6 +128,8 @@ def main(argv=None) -> int:
     parser.add_argument("--hyper", default="{}", help="JSON hyper-parameters for the learned kinds.")
     parser.add_argument("--shots", default="0,5,10")
     parser.add_argument("--selection", choices=["chosen", "random"], default="chosen")
+    parser.add_argument("--same-kin", action="store_true",
+                        help="mix only the training columns of the target's own runtime and precision")
     parser.add_argument("--transfer", action="store_true", help="Also benchmark 3 (one fit per target column).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_out", type=Path, default=None)
@@ -127,7 +141,8 @@ def main(argv=None) -> int:
         encodings = [encodings_by_name[m] for m in table.models]
         start = time.perf_counter()
         shots = [int(k) for k in args.shots.split(",")]
-        result = unseen_phones(kind, json.loads(args.hyper), table, encodings, shots, args.selection, args.seed)
+        result = unseen_phones(kind, json.loads(args.hyper), table, encodings, shots, args.selection, args.seed,
+                               args.same_kin)
         if args.transfer:
             result.update(transfers(kind, json.loads(args.hyper), table, encodings, 10, args.selection, args.seed))
         report[kind] = {"rows": result, "seconds": time.perf_counter() - start}
