@@ -290,13 +290,14 @@ def import_named_table(csv_path: Path, table: NamedTable, dataset: Dataset) -> N
     models = _Models(Path(table.models_dir), names, dataset)
     reports, batches = [], []
     known_devices = set(dataset.devices())
+    imported = {source.content_hash for source in dataset.sources()}
     for column in plan:
         digest = _named_digest(data, table, column, models)
-        if column.device in known_devices and not dataset.has_source(digest):
+        if column.device in known_devices and digest not in imported:
             raise InputError("device {!r} is already in the dataset from another table or column: name this one "
                              "apart (--device, --device-prefix)".format(column.device))
         report, device_rows = _device_rows(rows, names, column, table, models, digest)
-        if report.skipped_reason is None and dataset.has_source(digest):
+        if report.skipped_reason is None and digest in imported:
             report = replace(report, imported=0, already_imported=True)
         elif report.skipped_reason is None:
             batches.append((Source(digest, "table", "{}:{}".format(Path(csv_path).name, column.column),

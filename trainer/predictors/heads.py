@@ -17,7 +17,7 @@ to zero by CORRECTION_PENALTY, chosen on the source devices, never on the target
 
 The measurements behind each choice, on the public NB201 tables: docs/benchmarks-trainer.md."""
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -68,16 +68,18 @@ def fit_mix_and_correction(log_heads: np.ndarray, counts: np.ndarray, log_y: np.
     return solution[:n_heads], solution[n_heads:n_heads + n_ops] - solution[n_heads + n_ops:]
 
 
-def choose_strength(log_heads: np.ndarray, log_y: np.ndarray) -> float:
-    """The shrink strength with the least leave-one-out squared error on the adaptation points."""
-    n = len(log_y)
+def choose_strength(design: np.ndarray, target: np.ndarray,
+                    fit: Callable[[np.ndarray, np.ndarray, float], np.ndarray] = fit_mix) -> float:
+    """The shrink strength with the least leave-one-out squared error of design · fit(...) on the adaptation points
+    (by default the log-space mix: design = the heads' log ratios, target = the measured log ratios)."""
+    n = len(target)
     errors = []
     for strength in SHRINK_GRID:
         error = 0.0
         for i in range(n):
             keep = np.arange(n) != i
-            w = fit_mix(log_heads[keep], log_y[keep], strength)
-            error += float(log_heads[i] @ w - log_y[i]) ** 2
+            w = fit(design[keep], target[keep], strength)
+            error += float(design[i] @ w - target[i]) ** 2
         errors.append(error)
     return SHRINK_GRID[int(np.argmin(errors))]
 

@@ -19,7 +19,7 @@ from trainer.cost_features import CONV_KINDS, conv_kinds, fused_pointwise, numer
 from trainer.encoding import DEFAULT_VOCABULARY, NUMERIC_FEATURES, GraphEncoding
 from trainer.predictors import register
 from trainer.predictors.base import FitHistory, ProgressFn
-from trainer.predictors.heads import SHRINK_GRID, HeadsPredictor
+from trainer.predictors.heads import HeadsPredictor, choose_strength
 
 # Ops real CNN exports carry beyond the default vocabulary (hard-swish written out, channel shuffles, SE gates).
 NODECOST_VOCABULARY: Tuple[str, ...] = DEFAULT_VOCABULARY + ("Div", "Sub", "Slice", "Max", "Min", "PRelu",
@@ -83,33 +83,22 @@ def nnls_prices(design: np.ndarray, y: np.ndarray) -> np.ndarray:
     return prices
 
 
-def linear_mix(relative: np.ndarray, strength: float) -> np.ndarray:
-    """argmin Σ_i (relative_i · w − 1)² + strength · ||w − mean||² over w ≥ 0 (relative_i: the heads' predictions
-    of point i over its measurement; mean: equal weights summing to 1)."""
+def linear_mix(relative: np.ndarray, target: np.ndarray, strength: float) -> np.ndarray:
+    """argmin ||relative · w − target||² + strength · ||w − mean||² over w ≥ 0 (relative: the heads' predictions of
+    each point over its measurement, so target is all ones; mean: equal weights summing to 1)."""
     from scipy.optimize import nnls
 
     n_heads = relative.shape[1]
     root = np.sqrt(strength)
     a = np.vstack([relative, root * np.eye(n_heads)])
-    b = np.concatenate([np.ones(len(relative)), np.full(n_heads, root / n_heads)])
+    b = np.concatenate([target, np.full(n_heads, root / n_heads)])
     return nnls(a, b, maxiter=50 * n_heads)[0]
-
-
-def choose_linear_strength(relative: np.ndarray) -> float:
-    """The strength of SHRINK_GRID with the least leave-one-out squared relative error."""
-    errors = []
-    for strength in SHRINK_GRID:
-        error = 0.0
-        for i in range(len(relative)):
-            keep = np.arange(len(relative)) != i
-            error += float(relative[i] @ linear_mix(relative[keep], strength) - 1.0) ** 2
-        errors.append(error)
-    return SHRINK_GRID[int(np.argmin(errors))]
 
 
 @register("nodecost")
 class NodeCostPredictor(HeadsPredictor):
     closed_form = True
+
     def __init__(self, hyper=None, vocabulary: Sequence[str] = NODECOST_VOCABULARY):
         if "Conv" not in vocabulary:
             raise InputError("nodecost prices ONNX graphs' nodes: a cell-level encoding (--cell-space) works with "
@@ -123,12 +112,16 @@ class NodeCostPredictor(HeadsPredictor):
         self.prices = nnls_prices(summed_work(train, self.vocabulary), train_y)
         return self.closed_form_history(val, val_y, progress)
 
+    def head_ratios(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        """[n, heads] each training device's priced work: its predicted ratio."""
+        return np.maximum(summed_work(encodings, self.vocabulary) @ self.prices, 1e-12)
+
     def log_heads(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
-        return np.log(np.maximum(summed_work(encodings, self.vocabulary) @ self.prices, 1e-12))
+        return np.log(self.head_ratios(encodings))
 
     def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         """The mix is linear: a device's price list as a non-negative mix of the training devices' lists."""
-        return np.exp(self.log_heads(encodings)) @ self.mix
+        return self.head_ratios(encodings) @ self.mix
 
     def adapt(self, encodings: Sequence[GraphEncoding], y: np.ndarray, seed: int) -> None:
         """Fit the linear mix to the new device's points (K samples and the reference) on relative error, pulled
@@ -140,8 +133,9 @@ class NodeCostPredictor(HeadsPredictor):
             return
         if len(y) < 3:
             return
-        relative = np.exp(self.log_heads(encodings)) / np.asarray(y, dtype=np.float64)[:, None]
-        self.mix = linear_mix(relative, choose_linear_strength(relative))
+        relative = self.head_ratios(encodings) / np.asarray(y, dtype=np.float64)[:, None]
+        ones = np.ones(len(relative))
+        self.mix = linear_mix(relative, ones, choose_strength(relative, ones, linear_mix))
 
     def tensors(self) -> Dict[str, np.ndarray]:
         return dict({"prices": self.prices.copy()}, **self.mix_tensors())
