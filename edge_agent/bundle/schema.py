@@ -11,15 +11,17 @@ Every latency is raw integer nanoseconds; statistics are derived on read (edge_a
 
 from typing import Any, Dict, List, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from edge_agent.device.models import DeviceSnapshot
 
 BUNDLE_FORMAT = "edge-agent-bundle"
-MANIFEST_SCHEMA_VERSION = 1
-RECORD_SCHEMA_VERSION = 1
-SUPPORTED_MANIFEST_VERSIONS = (1,)
-SUPPORTED_RECORD_VERSIONS = (1,)
+# 2: settings say the model precision and how an INT8 model was made (quantization); a model ref says which fp32
+# model it was made from and which ops still ran in fp32. Version 1 files read as fp32.
+MANIFEST_SCHEMA_VERSION = 2
+RECORD_SCHEMA_VERSION = 2
+SUPPORTED_MANIFEST_VERSIONS = (1, 2)
+SUPPORTED_RECORD_VERSIONS = (1, 2)
 
 STATUS_OK = "ok"
 STATUS_INVALID = "invalid"
@@ -34,7 +36,30 @@ KIND_KERNEL = "kernel"
 # The RunSettings fields that decide what a measurement is worth beside others: records, fusion rules and kernel
 # LUTs agree on all of them or do not mix. (Affinity does not; the input seed matters for resuming only.)
 DEVICE_SETTING_KEYS = ("runtime", "runtime_version", "threads", "ort_graph_optimization_level", "mnn_precision",
-                       "mnn_winograd_memory_level")
+                       "mnn_winograd_memory_level", "precision")
+PRECISION_FP32 = "fp32"
+
+
+class QuantizeSettings(BaseModel):
+    """How the board made the INT8 model it measured from the fp32 one (edge_agent.quant): the same settings and
+    fp32 model give the same INT8 model, byte for byte."""
+
+    model_config = ConfigDict(frozen=True)
+
+    precision: str = "int8"
+    tool: str = "onnxruntime.quantization.quantize_static"
+    tool_version: str
+    quant_format: str = "QDQ"
+    per_channel: bool = True
+    activation_type: str = "QInt8"
+    weight_type: str = "QInt8"
+    calibrate_method: str = "MinMax"
+    # onnxruntime's quant_pre_process first (its basic graph optimizations fold BatchNormalization into Conv, as a
+    # deployment does; ONNX shape inference), without symbolic shape inference (shapes are fixed, it needs sympy)
+    preprocess: bool = True
+    # The calibration inputs: standard-normal tensors of the model's input shapes, sample i drawn with seed + i.
+    calibration_samples: int = 8
+    calibration_seed: int = 0
 
 
 class RunSettings(BaseModel):
@@ -52,16 +77,26 @@ class RunSettings(BaseModel):
     # moves whole models either way, so it is part of the device (docs/protocol.md).
     mnn_winograd_memory_level: Optional[int] = None
     input_seed: int = 0
+    # None: the model as given (fp32). Kept apart from mnn_precision, which is MNN's float arithmetic.
+    quantization: Optional[QuantizeSettings] = None
+
+    @computed_field
+    @property
+    def precision(self) -> str:
+        """The model's precision: "fp32", or the quantization's ("int8")."""
+        return self.quantization.precision if self.quantization is not None else PRECISION_FP32
 
     def level(self) -> str:
         """Beside runtime and threads, what decides which kernels run: onnxruntime's optimization level, or MNN's
-        precision and Winograd memory level when one is set."""
+        precision and Winograd memory level when one is set; then the model precision when it is not fp32 (so the
+        names of fp32 devices stay as they were)."""
         if self.ort_graph_optimization_level:
-            return self.ort_graph_optimization_level
-        level = self.mnn_precision or "default"
-        if self.mnn_winograd_memory_level is not None:
-            level += "-winograd{}".format(self.mnn_winograd_memory_level)
-        return level
+            level = self.ort_graph_optimization_level
+        else:
+            level = self.mnn_precision or "default"
+            if self.mnn_winograd_memory_level is not None:
+                level += "-winograd{}".format(self.mnn_winograd_memory_level)
+        return level if self.precision == PRECISION_FP32 else "{}-{}".format(level, self.precision)
 
 
 class ProtocolConfig(BaseModel):
@@ -93,13 +128,32 @@ class ProtocolConfig(BaseModel):
     session_per_window: bool = False
 
 
+class QuantizedModel(BaseModel):
+    """What quantizing one fp32 model gave: its source, and the runtime's account of which ops run in INT8 and which
+    fell back to fp32 (edge_agent.quant.fallback)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_sha256: str  # the fp32 model; the trainer encodes this graph, the device's precision says INT8
+    source_path: Optional[str] = None  # relative to the bundle root, when the fp32 model is stored there
+    evidence_source: str  # e.g. "ort-optimized-graph:all"
+    int8_kernels: List[str] = Field(default_factory=list)  # op types that run on integer tensors, in graph order
+    fp32_ops: List[str] = Field(default_factory=list)  # "OpType:node name" of the ops that still compute in fp32
+
+
 class ModelRef(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     item_id: str
-    model_sha256: str
+    model_sha256: str  # the model measured: with quantization, the INT8 one
     model_path: Optional[str] = None  # relative to the bundle root
     name: Optional[str] = None
+    quantized: Optional[QuantizedModel] = None
+
+    @property
+    def graph_sha256(self) -> str:
+        """The graph a predictor encodes: the fp32 source of a quantized model, else the model itself."""
+        return self.quantized.source_sha256 if self.quantized is not None else self.model_sha256
 
 
 class MeasurementRecord(BaseModel):

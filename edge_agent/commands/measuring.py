@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 import click
 
 from edge_agent import __version__
-from edge_agent.bundle.schema import Manifest, ModelRef, ProtocolConfig, RunSettings
+from edge_agent.bundle.schema import Manifest, ModelRef, ProtocolConfig, QuantizeSettings, RunSettings
 from edge_agent.bundle.store import Bundle
 from edge_agent.commands.common import runtime_option, sysroot_option, threads_option
 from edge_agent.errors import InputError
@@ -26,6 +26,13 @@ _OPTIONS = [
                  show_default=True, help="onnxruntime graph optimization level (part of the device definition)."),
     click.option("--precision", type=click.Choice(["high", "normal", "low"]), default="high", show_default=True,
                  help="MNN precision; high = fp32."),
+    click.option("--quantize", type=click.Choice(["int8"]), default=None,
+                 help="Measure the INT8 model made here from each fp32 one (onnxruntime static quantization: QDQ, "
+                      "per-channel weights); default: the model as given."),
+    click.option("--calibration-samples", type=click.IntRange(1, 1000), default=8, show_default=True,
+                 help="With --quantize: random inputs the activation ranges are calibrated on."),
+    click.option("--calibration-seed", type=int, default=0, show_default=True,
+                 help="With --quantize: seed of the calibration inputs (sample i uses seed + i)."),
     # Set always, so every record names the level it ran at: MNN's own default (RuntimeHint::winogradMemoryUsed, 3
     # in MNN 3.x) could change with a version, and the level moves whole models by up to 2x (docs/protocol.md)
     click.option("--mnn-winograd-level", type=click.IntRange(0, 3), default=DEFAULT_WINOGRAD_MEMORY_LEVEL,
@@ -88,7 +95,20 @@ def run_settings(options: dict) -> RunSettings:
         mnn_precision=options["precision"] if runtime == "mnn" else None,
         mnn_winograd_memory_level=options.get("mnn_winograd_level") if runtime == "mnn" else None,
         input_seed=options["input_seed"],
+        quantization=_quantization(options),
     )
+
+
+def _quantization(options: dict) -> Optional[QuantizeSettings]:
+    if not options.get("quantize"):
+        return None
+    if options["runtime"] != "ort":
+        # QDQ models convert to MNN as fp32 convolutions between casts, and MNN's own quantizer is not safe to call
+        # in-process (README: INT8 models)
+        raise InputError("--quantize int8 needs --runtime ort: this agent makes INT8 models for onnxruntime only")
+    from edge_agent.quant.ort_static import default_settings
+
+    return default_settings(options["calibration_samples"], options["calibration_seed"])
 
 
 def protocol_config(options: dict) -> ProtocolConfig:

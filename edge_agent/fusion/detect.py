@@ -72,9 +72,19 @@ class Detector:
         return rule
 
     def save(self, model: onnx.ModelProto, case: str, label: str) -> str:
+        """The model as the device runs it: under a quantization setting, the INT8 (QDQ) model made from it, so the
+        runtime's evidence names its integer kernels (QLinearConv) and the Quantize/Dequantize kernels between
+        separate ops."""
         path = os.path.join(self.workdir, "{}-{}.onnx".format(case.replace("|", "_"), label))
         onnx.save(model, path)
-        return path
+        if self.settings.quantization is None:
+            return path
+        from edge_agent.onnx_io import load_model
+        from edge_agent.quant.ort_static import quantize_file
+
+        quantized = path[:-len(".onnx")] + "-int8.onnx"
+        quantize_file(path, quantized, load_model(path).input_shapes, self.settings.quantization)
+        return quantized
 
     def _evidence(self, whole_path: str, part_paths: List[str], rule: FusionRule) -> Optional[bool]:
         """Fused when the whole chain runs no more kernels than its costliest op alone, and fewer than all of them
@@ -142,7 +152,9 @@ def detect_fusion(settings: RunSettings, protocol: ProtocolConfig, cases: List[F
             rules.append(detector.detect(case, overhead_path))
             if progress is not None:
                 progress(rules[-1], index + 1, len(cases))
-        layout = probe_layout(settings)
+        # The layout probe reads fp32 conv graphs; an INT8 device's layout moves (NHWC Transposes around each
+        # QLinearConv) are not probed yet
+        layout = probe_layout(settings) if settings.quantization is None else None
         if layout is not None:
             layout.costs = measure_conversion_costs(detector, overhead_path, layout)
     return RuleTable(settings=settings, fingerprint=fingerprint or {}, alpha=alpha, rules=rules,

@@ -44,7 +44,7 @@ class Session:
 
 
 def same_settings(a: RunSettings, b: RunSettings) -> bool:
-    return all(getattr(a, key) == getattr(b, key) for key in DEVICE_SETTING_KEYS + ("input_seed",))
+    return all(getattr(a, key) == getattr(b, key) for key in DEVICE_SETTING_KEYS + ("input_seed", "quantization"))
 
 
 def valid_records(records: List[MeasurementRecord], settings: RunSettings,
@@ -85,7 +85,13 @@ def validity_reasons(result: JobResult, protocol: ProtocolConfig) -> List[str]:
 
 
 def measure_item(session: Session, item: Item, reference: Optional[Item] = None) -> MeasurementRecord:
-    """Measure with retries; every attempt is appended to the bundle; returns the last attempt's record."""
+    """Measure with retries; every attempt is appended to the bundle; returns the last attempt's record. Under a
+    quantization setting both models are measured as the INT8 models made from them (edge_agent.quant)."""
+    if session.settings.quantization is not None:
+        from edge_agent.quant.items import quantized_item
+
+        item = quantized_item(session, item)
+        reference = quantized_item(session, reference) if reference is not None else None
     record = None
     for attempt in range(1, session.protocol.max_retries + 2):
         still_hot = _cool_down(session)
