@@ -33,19 +33,38 @@ def only_device(dataset) -> str:
 @dataset_option
 @click.option("--device", default=None, help="Device name (default: fingerprint + runtime + threads + opt level).")
 def ingest(bundles, dataset_dir, device):
-    """Verify and add bundles (directories or .tar.gz from `edge-agent pack`) to the dataset."""
+    """Verify and add bundles to the dataset: bundle directories, .tar.gz from `edge-agent pack`, or directories of
+    such archives (every .tar.gz below, e.g. a fleet's fetched results). Bundles already ingested add nothing; with
+    several, a refused one is reported and the others go on."""
+    from edge_agent.errors import AgentError, InputError
     from trainer.dataset import Dataset
+    from trainer.ingest import bundle_paths
     from trainer.ingest import ingest as ingest_one
 
+    targets = bundle_paths(bundles)
     dataset = Dataset(dataset_dir, create=True)
-    for bundle in bundles:
-        report = ingest_one(bundle, dataset, device)
-        if report.already_ingested:
-            click.echo("{}: already ingested, nothing added".format(report.bundle))
+    refused = 0
+    for path, label in targets:
+        try:
+            report = ingest_one(path, dataset, device, label)
+        except AgentError as exc:
+            if len(targets) == 1:
+                raise
+            click.echo("{}: refused: {}".format(label, exc), err=True)
+            refused += 1
             continue
-        torn = ", {} torn line(s) skipped".format(report.torn_lines) if report.torn_lines else ""
-        click.echo("{}: {} record(s), {} added, {} not valid{} -> {}".format(
-            report.bundle, report.records, report.added, report.invalid, torn, ", ".join(report.devices)))
+        click.echo(_ingest_line(report))
+    if refused:
+        raise InputError("{} of {} bundles refused (listed above); the others are in the dataset".format(
+            refused, len(targets)))
+
+
+def _ingest_line(report) -> str:
+    if report.already_ingested:
+        return "{}: already ingested, nothing added".format(report.bundle)
+    torn = ", {} torn line(s) skipped".format(report.torn_lines) if report.torn_lines else ""
+    return "{}: {} record(s), {} added, {} not valid{} -> {}".format(
+        report.bundle, report.records, report.added, report.invalid, torn, ", ".join(report.devices))
 
 
 @click.command()

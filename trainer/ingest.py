@@ -5,7 +5,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from edge_agent.bundle.schema import (
     KIND_REFERENCE,
@@ -13,7 +13,7 @@ from edge_agent.bundle.schema import (
     MeasurementRecord,
     RunSettings,
 )
-from edge_agent.bundle.store import MODELS_DIR
+from edge_agent.bundle.store import MANIFEST, MODELS_DIR
 from edge_agent.errors import BundleError, InputError
 from trainer.archive import (
     SUMS_NAME,
@@ -24,6 +24,8 @@ from trainer.archive import (
     verify_sums,
 )
 from trainer.dataset import Dataset, Source
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 
 
 @dataclass(frozen=True)
@@ -38,20 +40,40 @@ class IngestReport:
 
 
 def device_name(fingerprint: Dict[str, object], settings: RunSettings) -> str:
-    """Device = hardware + runtime + threads + optimization level: each changes which kernels run and how fast."""
+    """Device = hardware + runtime + threads + optimization level + model precision when not fp32 (in
+    RunSettings.level()): each changes which kernels run and how fast."""
     key = fingerprint.get("device_key")
     if not key:
         raise InputError("the bundle's fingerprint has no device_key; name the device with --device")
     return "{}-{}-{}t-{}".format(key, settings.runtime, settings.threads, settings.level())
 
 
-def ingest(path: Path, dataset: Dataset, device: Optional[str] = None) -> IngestReport:
+def bundle_paths(paths: Sequence[Path]) -> List[Tuple[Path, str]]:
+    """(path, label) of every bundle the arguments name. A bundle directory or an archive is itself, labelled by its
+    name; any other directory (a fleet's fetched results, say) stands for every archive below it, in path order,
+    each labelled by its path below that directory, so that boards whose archives share a name stay apart."""
+    out: List[Tuple[Path, str]] = []
+    for path in map(Path, paths):
+        if not path.is_dir() or (path / MANIFEST).is_file():
+            out.append((path, path.name))
+            continue
+        found = sorted(p for p in path.rglob("*") if p.name.endswith(ARCHIVE_SUFFIXES) and p.is_file())
+        if not found:
+            raise InputError("{}: neither a bundle directory (no {}) nor a directory of .tar.gz archives".format(
+                path, MANIFEST))
+        out += [(p, p.relative_to(path).as_posix()) for p in found]
+    return out
+
+
+def ingest(path: Path, dataset: Dataset, device: Optional[str] = None, label: Optional[str] = None) -> IngestReport:
+    """One bundle (a directory or an archive); `label` names it in the dataset's sources (default: its name)."""
     path = Path(path)
+    label = label or path.name
     if path.is_dir():
-        return _ingest_dir(path, path.name, dataset, device)
+        return _ingest_dir(path, label, dataset, device)
     if not path.is_file():
         raise InputError("{}: no such bundle directory or archive".format(path))
-    if not path.name.endswith((".tar.gz", ".tgz")):
+    if not path.name.endswith(ARCHIVE_SUFFIXES):
         raise InputError("{}: expected a bundle directory or a .tar.gz from `edge-agent pack`".format(path))
     # Extract inside the dataset directory so nothing ever lands outside it, even on a crash.
     incoming = dataset.root / ".incoming"
@@ -61,7 +83,7 @@ def ingest(path: Path, dataset: Dataset, device: Optional[str] = None) -> Ingest
         bundle_dir = safe_extract(path, scratch)
         if not (bundle_dir / SUMS_NAME).is_file():
             raise BundleError("{}: the archive has no {}; re-pack it with `edge-agent pack`".format(path, SUMS_NAME))
-        return _ingest_dir(bundle_dir, path.name, dataset, device)
+        return _ingest_dir(bundle_dir, label, dataset, device)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -84,9 +106,10 @@ def _ingest_dir(bundle_dir: Path, label: str, dataset: Dataset, device: Optional
     rows = _rows(read.records, manifest, device)
     rule_tables = load_tables(str(bundle_dir))
     for record in read.records:
-        model_file = bundle_dir / MODELS_DIR / "{}.onnx".format(record.model.model_sha256)
+        # A quantized model is encoded as its fp32 graph; the device's precision says INT8
+        model_file = bundle_dir / MODELS_DIR / "{}.onnx".format(record.model.graph_sha256)
         if model_file.is_file():
-            dataset.store_model(record.model.model_sha256, model_file)
+            dataset.store_model(record.model.graph_sha256, model_file)
     devices = sorted({row["device"] for row in rows})
     for table in rule_tables:  # a kernel LUT partitions models with its device's rules
         save_table(str(dataset.device_dir(device or device_name(manifest.fingerprint, table.settings))), table)
@@ -144,7 +167,7 @@ def _row(record: MeasurementRecord, manifest: Manifest, device: str,
         record.reference.item_id if record.reference else None)
     return {
         "row_id": record.record_id, "device": device, "source": manifest.bundle_id, "record_id": record.record_id,
-        "item_id": record.item_id, "item_kind": record.item_kind, "model_sha256": record.model.model_sha256,
+        "item_id": record.item_id, "item_kind": record.item_kind, "model_sha256": record.model.graph_sha256,
         "spec_json": json.dumps(record.spec, sort_keys=True) if record.spec is not None else None,
         "runtime": settings.runtime, "runtime_version": settings.runtime_version, "threads": settings.threads,
         "opt_level": settings.level(),
