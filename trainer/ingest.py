@@ -5,7 +5,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from edge_agent.bundle.schema import (
     KIND_REFERENCE,
@@ -13,7 +13,7 @@ from edge_agent.bundle.schema import (
     MeasurementRecord,
     RunSettings,
 )
-from edge_agent.bundle.store import MODELS_DIR
+from edge_agent.bundle.store import MANIFEST, MODELS_DIR
 from edge_agent.errors import BundleError, InputError
 from trainer.archive import (
     SUMS_NAME,
@@ -24,6 +24,8 @@ from trainer.archive import (
     verify_sums,
 )
 from trainer.dataset import Dataset, Source
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,32 @@ def device_name(fingerprint: Dict[str, object], settings: RunSettings) -> str:
     return "{}-{}-{}t-{}".format(key, settings.runtime, settings.threads, settings.level())
 
 
-def ingest(path: Path, dataset: Dataset, device: Optional[str] = None) -> IngestReport:
+def bundle_paths(paths: Sequence[Path]) -> List[Tuple[Path, str]]:
+    """(path, label) of every bundle the arguments name. A bundle directory or an archive is itself, labelled by its
+    name; any other directory (a fleet's fetched results, say) stands for every archive below it, in path order,
+    each labelled by its path below that directory, so that boards whose archives share a name stay apart."""
+    out: List[Tuple[Path, str]] = []
+    for path in map(Path, paths):
+        if not path.is_dir() or (path / MANIFEST).is_file():
+            out.append((path, path.name))
+            continue
+        found = sorted(p for p in path.rglob("*") if p.name.endswith(ARCHIVE_SUFFIXES) and p.is_file())
+        if not found:
+            raise InputError("{}: neither a bundle directory (no {}) nor a directory of .tar.gz archives".format(
+                path, MANIFEST))
+        out += [(p, p.relative_to(path).as_posix()) for p in found]
+    return out
+
+
+def ingest(path: Path, dataset: Dataset, device: Optional[str] = None, label: Optional[str] = None) -> IngestReport:
+    """One bundle (a directory or an archive); `label` names it in the dataset's sources (default: its name)."""
     path = Path(path)
+    label = label or path.name
     if path.is_dir():
-        return _ingest_dir(path, path.name, dataset, device)
+        return _ingest_dir(path, label, dataset, device)
     if not path.is_file():
         raise InputError("{}: no such bundle directory or archive".format(path))
-    if not path.name.endswith((".tar.gz", ".tgz")):
+    if not path.name.endswith(ARCHIVE_SUFFIXES):
         raise InputError("{}: expected a bundle directory or a .tar.gz from `edge-agent pack`".format(path))
     # Extract inside the dataset directory so nothing ever lands outside it, even on a crash.
     incoming = dataset.root / ".incoming"
@@ -62,7 +83,7 @@ def ingest(path: Path, dataset: Dataset, device: Optional[str] = None) -> Ingest
         bundle_dir = safe_extract(path, scratch)
         if not (bundle_dir / SUMS_NAME).is_file():
             raise BundleError("{}: the archive has no {}; re-pack it with `edge-agent pack`".format(path, SUMS_NAME))
-        return _ingest_dir(bundle_dir, path.name, dataset, device)
+        return _ingest_dir(bundle_dir, label, dataset, device)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
