@@ -12,6 +12,10 @@ def record_rows(record: MeasurementRecord) -> List[Tuple[str, str]]:
             ("runtime", "{} {} ({} thread{})".format(record.settings.runtime, record.settings.runtime_version,
                                                      record.settings.threads,
                                                      "" if record.settings.threads == 1 else "s"))]
+    if record.model.quantized is not None:
+        quantized = record.model.quantized
+        rows += [("precision", "{}, made from fp32 {}".format(record.settings.precision, quantized.source_sha256[:12])),
+                 ("ops in fp32", ", ".join(quantized.fp32_ops) if quantized.fp32_ops else "none")]
     if any(record.samples_ns):
         summary = summarize(record.samples_ns)
         rows += [("median ms", "{:.4f}".format(summary.median_ns / 1e6)),

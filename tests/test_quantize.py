@@ -61,6 +61,7 @@ def test_bench_quantize_records_int8_and_the_fp32_fallback(tmp_path):
     result = run_cli("edge_agent", "bench", model, "--reference", reference, "--quantize", "int8",
                      "--calibration-seed", "3", "--out", out, *FAST)
     assert result.returncode == 0, result.stderr
+    assert "ops in fp32" in result.stdout and "Sin:sin_0" in result.stdout
     (record,) = read_records(out).records
     settings = record.settings
     assert settings.precision == "int8" and settings.mnn_precision is None and settings.level() == "all-int8"
