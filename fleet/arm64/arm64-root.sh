@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# An aarch64 board we can run anywhere: an arm64 Debian 12 root (the base of Raspberry Pi OS) run under qemu-user
+# through binfmt_misc. Root only. Timing under emulation means nothing; installing, running both runtimes, writing
+# and packing bundles on aarch64 does (docs/arm64-board.md).
+#
+#   arm64-root.sh host            install qemu-user-static, debootstrap, binfmt-support if missing; register aarch64
+#   arm64-root.sh build           build the cached base root, or reuse it; prints its path
+#   arm64-root.sh board DIR       a fresh writable board at DIR: a copy of the base root with this checkout in
+#                                 /opt/edge-latency, the host's DNS and CA bundle
+#   arm64-root.sh run DIR CMD...  run CMD in the board at DIR; /proc, /sys, /dev are mounted in a private mount
+#                                 namespace, so nothing stays mounted after CMD ends, however it ends
+#
+# Exit 77: this machine cannot run the board (not root, binfmt_misc cannot be mounted, the packages cannot be
+# installed); tests skip on it. Environment: ARM64_ROOT_CACHE (default /var/cache/edge-latency/arm64-root),
+# DEBIAN_MIRROR (default http://deb.debian.org/debian).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE="${ARM64_ROOT_CACHE:-/var/cache/edge-latency/arm64-root}"
+PIP_CACHE="$CACHE/../arm64-pip"
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+SUITE=bookworm
+PACKAGES=python3,python3-venv,python3-pip,ca-certificates
+# Bump when the build steps change: the cache key is this recipe, not the script's text.
+RECIPE="v1 $SUITE arm64 minbase $PACKAGES"
+HOST_PACKAGES=(qemu-user-static debootstrap binfmt-support)
+BOARD_CA=/etc/ssl/certs/host-ca-certificates.crt
+SKIP=77
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit "${2:-1}"; }
+
+usage() {
+    sed -n '6,11s/^#  //p' "${BASH_SOURCE[0]}" >&2
+    exit 1
+}
+
+need_root() {
+    [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, mounts, chroot)" "$SKIP"
+}
+
+host() {
+    need_root
+    local missing=() package
+    for package in "${HOST_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]}"
+        command -v apt-get >/dev/null || die "no apt-get here to install ${missing[*]}" "$SKIP"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+            || die "cannot install ${missing[*]} from Debian's packages" "$SKIP"
+    fi
+    if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null \
+            || die "binfmt_misc cannot be mounted here (a container without CAP_SYS_ADMIN?)" "$SKIP"
+    fi
+    if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+        update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+    fi
+    # The F flag makes the kernel open qemu once, at registration: a chroot then needs no copy of it.
+    grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null \
+        || die "qemu-aarch64 is not registered with binfmt_misc (flag F needed)" "$SKIP"
+    say "aarch64 binaries run here through $(sed -n 's/^interpreter //p' /proc/sys/fs/binfmt_misc/qemu-aarch64)"
+}
+
+cache_key() {
+    printf '%s\n' "$RECIPE" | sha256sum | cut -c1-16
+}
+
+# Under the cache lock: debootstrap into a partial directory, then rename, so a killed build is never reused.
+build_locked() {
+    local key="$1" partial="$CACHE/$1.partial"
+    if [ -f "$CACHE/$key/complete" ]; then
+        say "reusing the arm64 root $CACHE/$key/root"
+        return 0
+    fi
+    rm -rf --one-file-system "$partial"
+    mkdir -p "$partial"
+    say "debootstrap $SUITE arm64 ($PACKAGES) from $MIRROR: a few minutes"
+    # In a private mount namespace: the /proc and /sys debootstrap mounts in the root end with it, also on failure.
+    unshare --mount --propagation private -- debootstrap --arch=arm64 --variant=minbase --include="$PACKAGES" \
+        "$SUITE" "$partial/root" "$MIRROR" > "$partial/debootstrap.log" 2>&1 \
+        || die "debootstrap failed; see $partial/debootstrap.log"
+    rm -f "$partial/root/var/cache/apt/archives/"*.deb
+    printf '%s\n' "$RECIPE" > "$partial/complete"
+    find "$CACHE" -mindepth 1 -maxdepth 1 -type d ! -name "$key.partial" -exec rm -rf --one-file-system {} +
+    mv "$partial" "$CACHE/$key"
+    say "built $CACHE/$key/root"
+}
+
+# Runs "$@" holding the cache lock: one build at a time, and no copy of a root while it is replaced.
+with_cache_lock() {
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/.lock"
+    flock 9
+    "$@"
+    exec 9>&-
+}
+
+build() {
+    need_root
+    local key
+    key="$(cache_key)"
+    with_cache_lock build_locked "$key"
+    printf '%s\n' "$CACHE/$key/root"
+}
+
+copy_checkout() {
+    local target="$1/opt/edge-latency"
+    mkdir -p "$target"
+    tar -C "$REPO" --exclude=./.git --exclude=./.venv --exclude=./runs --exclude=__pycache__ \
+        --exclude='*.egg-info' --exclude=./build --exclude=./dist -cf - . | tar -C "$target" -xf -
+}
+
+board() {
+    need_root
+    local dest="${1:?board needs a directory}" base key
+    [ ! -e "$dest" ] || die "$dest exists; a board is made fresh (remove it first)"
+    key="$(cache_key)"
+    base="$CACHE/$key/root"
+    with_cache_lock build_locked "$key"
+    mkdir -p "$(dirname "$dest")"
+    with_cache_lock cp -a --reflink=auto "$base" "$dest"
+    # Removed first: cp would follow a symlink there out of the board onto the host's own file.
+    rm -f "$dest/etc/resolv.conf" "$dest$BOARD_CA"
+    cp -L /etc/resolv.conf "$dest/etc/resolv.conf"
+    # pip inside reaches PyPI the way the host does: with the host's CA bundle (a TLS proxy may sign for PyPI).
+    cp -L "$(host_ca)" "$dest$BOARD_CA"
+    copy_checkout "$dest"
+    say "board ready at $dest (checkout in /opt/edge-latency)"
+    printf '%s\n' "$dest"
+}
+
+host_ca() {
+    local candidate
+    for candidate in "${PIP_CERT:-}" "${SSL_CERT_FILE:-}" /etc/ssl/certs/ca-certificates.crt; do
+        if [ -n "$candidate" ] && [ -f "$candidate" ]; then echo "$candidate"; return 0; fi
+    done
+    die "no CA bundle found on the host (PIP_CERT, SSL_CERT_FILE, /etc/ssl/certs/ca-certificates.crt)"
+}
+
+# The environment of a command in the board: a clean one, plus the host's proxy and PyPI settings that still mean
+# something inside (index URLs over http(s); not find-links or file:// indexes, which are host paths).
+board_env() {
+    local name value
+    printf '%s\n' HOME=/root LANG=C.UTF-8 TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        "PIP_CERT=$BOARD_CA" "SSL_CERT_FILE=$BOARD_CA" "REQUESTS_CA_BUNDLE=$BOARD_CA" PIP_DISABLE_PIP_VERSION_CHECK=1 \
+        PIP_ROOT_USER_ACTION=ignore
+    for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_DEFAULT_TIMEOUT; do
+        if [ -n "${!name:-}" ]; then printf '%s=%s\n' "$name" "${!name}"; fi
+    done
+    for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do
+        value="${!name:-}"
+        case "$value" in http://*|https://*) printf '%s=%s\n' "$name" "$value" ;; esac
+    done
+}
+
+run() {
+    need_root
+    local root="${1:?run needs a board directory}"
+    shift
+    [ $# -gt 0 ] || die "run needs a command"
+    [ -x "$root/usr/bin/python3" ] || die "$root is not a board made by '$0 board'"
+    root="$(cd "$root" && pwd)"
+    mkdir -p "$PIP_CACHE" "$root/root/.cache/pip"
+    local env_lines=()
+    mapfile -t env_lines < <(board_env)
+    unshare --mount --propagation private -- /bin/bash "${BASH_SOURCE[0]}" _chroot "$root" "${env_lines[@]}" "$@"
+}
+
+# Inside run's private mount namespace: its mounts end with it. Only the device nodes a program needs, not the
+# host's /dev: nothing in the board can reach the host's disks.
+chroot_in_namespace() {
+    local root="$1" node
+    shift
+    mount -t proc proc "$root/proc"
+    mount -t sysfs -o ro sysfs "$root/sys" 2>/dev/null || mount --rbind -o ro /sys "$root/sys"
+    mount -t tmpfs -o mode=755,nosuid dev "$root/dev"
+    for node in null zero full random urandom tty; do
+        touch "$root/dev/$node"
+        mount --bind "/dev/$node" "$root/dev/$node"
+    done
+    mkdir -p "$root/dev/shm" "$root/dev/pts"
+    mount -t tmpfs -o mode=1777,nosuid,nodev shm "$root/dev/shm"
+    ln -s /proc/self/fd "$root/dev/fd"
+    mount --bind "$PIP_CACHE" "$root/root/.cache/pip"
+    exec chroot "$root" /usr/bin/env -i "$@"
+}
+
+case "${1:-}" in
+    host) host ;;
+    build) build ;;
+    board) shift; board "$@" ;;
+    run) shift; run "$@" ;;
+    _chroot) shift; chroot_in_namespace "$@" ;;
+    *) usage ;;
+esac
