@@ -151,15 +151,19 @@ def run_size(work: Path, rows: int) -> Dict[str, object]:
 
 
 def report(results: Dict[int, Dict[str, object]]) -> None:
+    """A markdown table: per step, seconds and peak MiB at each size, and the time's growth exponent from each size
+    to the next (log(t2 / t1) / log(n2 / n1): 1 is linear, 0 flat)."""
     sizes = sorted(results)
     steps = [k for k, v in results[sizes[0]].items() if isinstance(v, dict)]
-    print("{:>10} ".format("rows") + " ".join("{:>20}".format(s) for s in steps))
-    for rows in sizes:
-        cells = ["{:7.2f} s {:6.0f} MiB".format(results[rows][s]["s"], results[rows][s]["maxrss_mib"]) for s in steps]
-        print("{:>10} ".format(rows) + " ".join("{:>20}".format(c) for c in cells))
-    for small, large in zip(sizes, sizes[1:]):
-        growth = [math.log(results[large][s]["s"] / results[small][s]["s"]) / math.log(large / small) for s in steps]
-        print("{:>10} ".format("exponent") + " ".join("{:>20.2f}".format(g) for g in growth))
+    head = ["step"] + ["{:,} rows: s, MiB".format(n) for n in sizes] + ["exponent {:,}->{:,}".format(a, b)
+                                                                      for a, b in zip(sizes, sizes[1:])]
+    print("| " + " | ".join(head) + " |")
+    print("|" + " --- |" * len(head))
+    for step in steps:
+        cells = ["{:.2f} s, {:.0f} MiB".format(results[n][step]["s"], results[n][step]["maxrss_mib"]) for n in sizes]
+        cells += ["{:.2f}".format(math.log(results[b][step]["s"] / results[a][step]["s"]) / math.log(b / a))
+                  for a, b in zip(sizes, sizes[1:])]
+        print("| " + " | ".join([step] + cells) + " |")
 
 
 def main() -> None:

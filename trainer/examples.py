@@ -14,6 +14,10 @@ from trainer.encoding import GraphEncoding
 from trainer.encoding_cache import EncodingCache
 
 
+EXAMPLE_COLUMNS = ["device", "item_id", "item_kind", "valid", "ratio", "latency_ms", "reference_latency_ms",
+                   "reference_item_id", "model_sha256", "spec_json"]
+
+
 @dataclass(frozen=True)
 class Example:
     device: str
@@ -46,12 +50,13 @@ def load_examples(dataset: Dataset, devices: Sequence[str]) -> List[Example]:
     for device in devices:
         if device not in known:
             raise InputError("device {!r} is not in the dataset (known: {})".format(device, ", ".join(sorted(known))))
-    rows = dataset.rows(devices)
     examples = []
     for device in devices:
+        # One device's rows at a time, only the columns used: memory follows the largest device, not the dataset.
+        rows = dataset.rows([device], columns=EXAMPLE_COLUMNS)
         groups: Dict[str, List[Dict[str, object]]] = {}
         for row in rows:
-            if row["device"] == device and row["valid"] and row["item_kind"] in MODEL_KINDS and row["ratio"]:
+            if row["valid"] and row["item_kind"] in MODEL_KINDS and row["ratio"]:
                 groups.setdefault(str(row["item_id"]), []).append(row)
         reference_ms = reference_latency_ms(rows, device) if groups else 0.0  # a kernel-only device has none
         for item_id, group in sorted(groups.items()):

@@ -20,11 +20,11 @@ class DeviceSummary:
 
 
 def device_summaries(dataset: Dataset) -> List[DeviceSummary]:
-    rows = dataset.rows(columns=["device", "runtime", "threads", "opt_level", "valid", "item_kind", "latency_ms",
-                                 "reference_latency_ms"])
+    """One device's rows at a time, only the columns used: memory follows the largest device, not the dataset."""
     out = []
-    for device in sorted({r["device"] for r in rows}):
-        mine = [r for r in rows if r["device"] == device]
+    for device in dataset.devices():
+        mine = dataset.rows([device], columns=["device", "runtime", "threads", "opt_level", "valid", "item_kind",
+                                               "latency_ms", "reference_latency_ms"])
         try:
             reference: Optional[float] = reference_latency_ms(mine, device)
         except InputError:
