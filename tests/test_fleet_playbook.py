@@ -4,8 +4,9 @@ board fixture tree through --sysroot (tune and reset write there, never to this 
 pi-ready (the Pi 4 fixture) is profiled, packed, fetched and ingested; pi-throttled (under-voltage, too hot) is
 reported not ready and skipped; pi-broken (an empty tree: tune cannot read a governor) fails and is reported, and
 the others go on. The first run is killed while the profile runs, as a dropped connection would cut it: the profile
-finishes anyway, and the second run resumes the bundle instead of measuring again. The install step runs the setup
-script as a dry run against this checkout's venv (a real install needs a board, or the emulated one)."""
+finishes anyway, and the second run resumes the bundle instead of measuring again. The install step copies this
+checkout's HEAD and runs its setup script as a dry run against this checkout's venv (a real install needs a board,
+or the emulated one)."""
 
 import json
 import os
@@ -45,8 +46,8 @@ def _inventory(tmp_path):
     os.makedirs(roots["pi-broken"])
     common = {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-        "edge_agent_copy_checkout": False, "edge_agent_checkout_dir": REPO, "edge_agent_venv": str(BIN.parent),
-        "edge_agent_setup_dry_run": True, "edge_agent_become": False,
+        "edge_agent_checkout_dir": str(tmp_path / "checkout"), "edge_agent_venv": str(BIN.parent),
+        "edge_agent_setup_dry_run": True, "edge_agent_system_packages": [], "edge_agent_become": False,
         "edge_agent_subnets": SUBNETS, "edge_agent_protocol": "quick", "edge_agent_poll_s": 2,
         # This shared VM is noisy, more so with Ansible polling beside the agent; a valid item is not measured again.
         "edge_agent_profile_args": ["--cv-threshold", "5"],
@@ -111,6 +112,8 @@ def test_playbook_profiles_the_ready_board_skips_the_others_and_resumes(tmp_path
     assert {r["item_kind"] for r in measured} == {"reference", "subnet"}
     assert len({r["item_id"] for r in measured if r["item_kind"] == "subnet"}) == SUBNETS
     assert all(r["status"] == "ok" for r in measured)
+
+    assert (tmp_path / "checkout" / "setup_rpi.sh").exists()
 
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 2, second.stdout[-3000:]  # pi-broken failed; the summary says so
