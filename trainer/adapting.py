@@ -137,6 +137,7 @@ def adapt_to_device(predictor: Predictor, dataset: Dataset, device: str, shots: 
     if len(pool) < MIN_ITEMS:
         raise InputError("device {!r} has {} measured item(s) besides the reference; adapting needs at least {}"
                          .format(device, len(pool), MIN_ITEMS))
+    predictor.bind_device(dataset, device)
     points = device_pool(predictor, dataset, pool, examples)
     picked = list(range(len(pool)))
     if shots is not None and shots < len(pool):

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 import numpy as np
 
 from edge_agent.errors import InputError
+from trainer.dataset import Dataset
 from trainer.encoding import GraphEncoding
 from trainer.encoding_cache import EncodingCache
 from trainer.intervals import DEFAULT_COVERAGE, check_coverage, interval_for
@@ -169,6 +170,8 @@ def load_predictor(path: Union[str, "os.PathLike[str]"], dataset: Union[str, "os
     trained = config.get("training", {}).get("devices", [])
     if device in trained and hasattr(predictor, "select_device"):
         predictor.select_device(trained.index(device))  # as `trainer evaluate` scores a training device
+    elif dataset is not None and device is not None:
+        predictor.bind_device(Dataset(Path(dataset)), device)
     return LatencyPredictor(predictor, config, reference, space, interval_for(config, device, coverage))
 
 

@@ -270,6 +270,11 @@ def adapt(predictor_dir, dataset_dir, device, shots, seed, out_dir):
 @click.option("--budget-ms", type=click.FloatRange(min=0, min_open=True), required=True,
               help="Latency budget on the device, in ms.")
 @click.option("--reference-ms", type=float, default=None, help="The device's reference-model latency (ms).")
+@click.option("--dataset", "dataset_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Dataset that measured --device (its reference latency, and a hybrid's kernel profile).")
+@click.option("--device", default=None,
+              help="Target device: its reference from --dataset, else from the predictor's training; a training "
+                   "device also predicts with its own head.")
 @click.option("--candidates", type=click.IntRange(1), default=1000, show_default=True,
               help="Subnets sampled from the space.")
 @click.option("--top", type=click.IntRange(1), default=10, show_default=True, help="Subnets to keep.")
@@ -280,24 +285,21 @@ def adapt(predictor_dir, dataset_dir, device, shots, seed, out_dir):
 @click.option("--confident", is_flag=True,
               help="Keep only subnets whose interval's upper end is within the budget, not only their prediction.")
 @json_option
-def search(predictor_dir, space, budget_ms, reference_ms, candidates, top, seed, out_file, coverage, confident,
-           as_json):
+def search(predictor_dir, space, budget_ms, reference_ms, dataset_dir, device, candidates, top, seed, out_file,
+           coverage, confident, as_json):
     """Subnets predicted within a latency budget, the most FLOPs first, each with its prediction's interval."""
     from rich.console import Console
     from rich.progress import Progress
 
-    from trainer.intervals import interval_for
-    from trainer.predicting import resolve_reference_ms
-    from trainer.predictors.store import load_predictor
+    from trainer.api import load_predictor
     from trainer.searching import search as run_search
 
-    predictor, config = load_predictor(predictor_dir)
-    reference = resolve_reference_ms(predictor, config, reference_ms)
-    interval = interval_for(config, None, _coverage(coverage))
+    loaded = load_predictor(predictor_dir, dataset_dir, device, reference_ms, space, _coverage(coverage))
+    interval = loaded.interval
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("predicting candidates", total=candidates)
-        result = run_search(predictor, reference, space, budget_ms, candidates, seed, top, lambda: bar.advance(task),
-                            interval, confident)
+        result = run_search(loaded.predictor, loaded.reference_ms or 1.0, space, budget_ms, candidates, seed, top,
+                            lambda: bar.advance(task), interval, confident)
     if out_file is not None:
         out_file.write_text(json.dumps([f.spec for f in result.found], indent=1, sort_keys=True), encoding="utf-8")
     if as_json:

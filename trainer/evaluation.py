@@ -55,6 +55,8 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     trained = set(training.get("item_ids", [])) if seen else set()
     # The reference is never scored: its ratio is 1 by definition and its latency is an input of the prediction.
     pool = [e for e in examples if e.item_id not in trained and not e.is_reference]
+    if not seen:
+        predictor.bind_device(dataset, device)
     if shots < 0 or shots >= len(pool):
         raise InputError("--shots {} leaves nothing to score ({} unseen items on {})".format(shots, len(pool), device))
     points = device_pool(predictor, dataset, pool, examples)

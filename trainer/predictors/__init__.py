@@ -2,7 +2,7 @@
 
 Built in: gcn (BRP-NAS-style graph network), mlp (static + aggregated features), flops (FLOPs-linear baseline),
 additive (ridge on per-op-group sums), lut (kernel lookup tables), nodecost (a sum of per-node costs priced per
-node kind and device).
+node kind and device), hybrid (nodecost's prices on the device's kernel LUT latencies).
 """
 
 import importlib
@@ -18,6 +18,7 @@ BUILTIN_KINDS: Dict[str, str] = {
     "additive": "trainer.predictors.additive",
     "lut": "trainer.predictors.lut",
     "nodecost": "trainer.predictors.nodecost",
+    "hybrid": "trainer.predictors.hybrid",
 }
 _REGISTRY: Dict[str, Type] = {}
 

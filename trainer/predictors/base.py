@@ -39,6 +39,11 @@ class Predictor:
         """Called by `trainer fit` before `fit` with the dataset and training devices: kinds that learn from more
         than whole-model examples (kernel records, for a lookup table) read them here."""
 
+    def bind_device(self, dataset, device: str) -> None:
+        """Called before predicting for `device` where its dataset is at hand (evaluate, adapt, predict and search
+        with --dataset/--device): kinds whose features come from the device's own records (hybrid: its kernel
+        LUT) read them here."""
+
     def fit(self, train: Sequence[GraphEncoding], train_y: np.ndarray, val: Sequence[GraphEncoding],
             val_y: np.ndarray, seed: int, progress: Optional[ProgressFn] = None) -> FitHistory:
         raise NotImplementedError

@@ -40,18 +40,13 @@ class LutPredictor(Predictor):
         self.reference_ms = 0.0  # the training device's reference: turns the trainer's ratio targets into ms
 
     def prepare(self, dataset, devices: Sequence[str]) -> None:
-        from edge_agent.bundle.schema import DEVICE_SETTING_KEYS
-        from lut.table import fit_lut
         from trainer.examples import MODEL_KINDS, reference_latency_ms
 
         if len(devices) != 1:
             raise InputError("a kernel lookup table belongs to one device; give exactly one --device")
         device = devices[0]
         rows = dataset.rows([device])
-        samples, call_overhead_ns = _kernel_samples(rows, device)
-        rules = _rule_table(dataset, device, rows)
-        settings = {key: getattr(rules.settings, key) for key in DEVICE_SETTING_KEYS}
-        self.table = fit_lut(samples, rules.absorbed(), settings, call_overhead_ns, rules.layout)
+        self.table = device_lut(dataset, device, rows)
         has_models = any(r["valid"] and r["item_kind"] in MODEL_KINDS for r in rows)
         self.reference_ms = reference_latency_ms(rows, device) if has_models else None
 
@@ -83,19 +78,41 @@ class LutPredictor(Predictor):
         return self.model_sum(encoding)[1]
 
     def tensors(self) -> Dict[str, np.ndarray]:
-        from lut.format import lut_to_dict
-
-        text = json.dumps(lut_to_dict(self.table), sort_keys=True)
-        return {"lut_json": np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()}
+        return {"lut_json": lut_tensor(self.table)}
 
     def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
-        from lut.format import lut_from_dict
+        self.table = lut_from_tensor(tensors["lut_json"], "the predictor's LUT")
 
-        try:
-            data = json.loads(np.asarray(tensors["lut_json"], dtype=np.uint8).tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ValueError("lut_json is not a JSON document ({})".format(exc)) from None
-        self.table = lut_from_dict(data, "the predictor's LUT")
+
+def lut_tensor(table) -> np.ndarray:
+    """A KernelLUT as the uint8 tensor of its lut.format JSON document."""
+    from lut.format import lut_to_dict
+
+    text = json.dumps(lut_to_dict(table), sort_keys=True)
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
+
+
+def lut_from_tensor(tensor: np.ndarray, what: str):
+    from lut.format import lut_from_dict
+
+    try:
+        data = json.loads(np.asarray(tensor, dtype=np.uint8).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("{} is not a JSON document ({})".format(what, exc)) from None
+    return lut_from_dict(data, what)
+
+
+def device_lut(dataset, device: str, rows: Optional[List[Dict[str, object]]] = None):
+    """The device's uncalibrated kernel lookup table (lut.table.KernelLUT) from its kernel records and fusion rules
+    in the dataset (`rows`: the device's rows, when already read)."""
+    from edge_agent.bundle.schema import DEVICE_SETTING_KEYS
+    from lut.table import fit_lut
+
+    rows = dataset.rows([device]) if rows is None else rows
+    samples, call_overhead_ns = _kernel_samples(rows, device)
+    rules = _rule_table(dataset, device, rows)
+    settings = {key: getattr(rules.settings, key) for key in DEVICE_SETTING_KEYS}
+    return fit_lut(samples, rules.absorbed(), settings, call_overhead_ns, rules.layout)
 
 
 def _kernel_samples(rows: List[Dict[str, object]], device: str):

@@ -1,0 +1,111 @@
+"""Hybrid predictor: the device's kernel lookup table inside the node-cost predictor.
+
+Each node carries its kernel's latency on the device, from the device's own kernel profile, normalized by the LUT's
+total for the device's reference model (trainer.hybrid_features); the label is the latency ratio to the reference
+measured on the same device. A model's ratio is priced as nodecost prices work: non-negative prices, fitted by least
+squares on relative error, here per kernel group and source (a dense conv's LUT latency inside a model is not a
+depthwise one's, and the FLOPs/bytes fallback's guesses need a price of their own), plus the layout conversions, the
+kernel calls and a constant. With `structure`, nodecost's structural work columns (FLOPs, output elements, weights,
+calls per node kind) join them, to price what the kernel sum misses.
+
+What it learns is how a device's whole models relate to its kernels, which carries across devices: one price list
+per training device (one head), and a device it never trained on is its kernel profile and reference (0 shots: the
+average price list) or a non-negative mix of the price lists fitted to K measured models, as nodecost mixes.
+
+Which device's kernels the features come from: while fitting, each head's own; afterwards the device bound by
+`bind_device` (trainer evaluate/adapt/predict/search with --dataset/--device) or picked by `select_device`. The
+bound device's LUT travels in the saved predictor, so an adapted hybrid predicts without the dataset.
+"""
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from edge_agent.errors import InputError
+from trainer.encoding import GraphEncoding
+from trainer.hybrid_features import DeviceKernels, device_kernels, graph_design
+from trainer.predictors import register
+from trainer.predictors.base import FitHistory, ProgressFn
+from trainer.predictors.lut import LUT_VOCABULARY, device_lut, lut_from_tensor, lut_tensor
+from trainer.predictors.nodecost import NODECOST_VOCABULARY, NodeCostPredictor, nnls_prices, summed_work
+
+HYBRID_VOCABULARY = NODECOST_VOCABULARY + tuple(op for op in LUT_VOCABULARY if op not in NODECOST_VOCABULARY)
+
+
+@register("hybrid")
+class HybridPredictor(NodeCostPredictor):
+    defaults = {"structure": False}
+
+    def __init__(self, hyper=None, vocabulary: Sequence[str] = HYBRID_VOCABULARY):
+        super().__init__(hyper, vocabulary=vocabulary)
+
+    def build(self) -> None:
+        self.devices: List[DeviceKernels] = []  # the training devices', in head order
+        self.bound: Optional[DeviceKernels] = None
+        self.prices = np.zeros((0, self.n_heads))
+
+    def prepare(self, dataset, devices: Sequence[str]) -> None:
+        self.devices = [self.device_kernels(dataset, device) for device in devices]
+
+    def device_kernels(self, dataset, device: str) -> DeviceKernels:
+        """The device's kernel LUT from the dataset and its total for the device's measured reference model."""
+        from trainer.encoding_cache import EncodingCache
+        from trainer.examples import encode_examples, load_examples
+
+        references = [e for e in load_examples(dataset, [device]) if e.is_reference][:1]
+        if not references:
+            raise InputError("device {!r} has no measurement of the reference model, which the hybrid predictor's "
+                             "features are relative to".format(device))
+        cache = EncodingCache(dataset.encodings_dir, self.vocabulary)
+        return device_kernels(device_lut(dataset, device), encode_examples(references, dataset, cache)[0],
+                              self.vocabulary)
+
+    def bind_device(self, dataset, device: str) -> None:
+        self.bound = self.device_kernels(dataset, device)
+
+    def select_device(self, index: int) -> None:
+        super().select_device(index)
+        self.bound = self.devices[index]
+
+    def design(self, device: DeviceKernels, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        columns = graph_design(device, encodings, self.vocabulary)
+        if self.hyper["structure"]:
+            columns = np.hstack([columns, summed_work(encodings, self.vocabulary)])
+        return columns
+
+    def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
+        if len(self.devices) != self.n_heads:
+            raise InputError("the hybrid predictor is built from the devices' kernel records (trainer fit --kind "
+                             "hybrid --dataset ...)")
+        train_y = np.asarray(train_y, dtype=np.float64).reshape(len(train), self.n_heads)
+        self.prices = np.hstack([nnls_prices(self.design(device, train), train_y[:, [j]])
+                                 for j, device in enumerate(self.devices)])
+        return self.closed_form_history(val, val_y, progress)
+
+    def head_ratios(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        """[n, heads]: each head's prices on the bound device's features; unbound (while fitting), on its own."""
+        if self.bound is not None:
+            ratios = self.design(self.bound, encodings) @ self.prices
+        else:
+            ratios = np.column_stack([self.design(device, encodings) @ self.prices[:, j]
+                                      for j, device in enumerate(self.devices)])
+        return np.maximum(ratios.reshape(len(encodings), self.n_heads), 1e-12)
+
+    def tensors(self) -> Dict[str, np.ndarray]:
+        tensors = dict(super().tensors(), reference_total_ns=np.asarray([d.reference_total_ns for d in self.devices]))
+        tensors.update({"lut_json_{}".format(j): lut_tensor(d.table) for j, d in enumerate(self.devices)})
+        if self.bound is not None:
+            tensors.update(bound_lut_json=lut_tensor(self.bound.table),
+                           bound_reference_total_ns=np.asarray([self.bound.reference_total_ns]))
+        return tensors
+
+    def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
+        tensors = dict(tensors)
+        totals = np.asarray(tensors.pop("reference_total_ns"), dtype=np.float64)
+        self.devices = [DeviceKernels(lut_from_tensor(tensors.pop("lut_json_{}".format(j)), "a training device's "
+                                                      "LUT"), float(total)) for j, total in enumerate(totals)]
+        if "bound_lut_json" in tensors:
+            self.bound = DeviceKernels(lut_from_tensor(tensors.pop("bound_lut_json"), "the bound device's LUT"),
+                                       float(tensors.pop("bound_reference_total_ns")[0]))
+        self.load_mix(tensors)
+        self.prices = np.asarray(tensors["prices"], dtype=np.float64).reshape(-1, self.n_heads)
