@@ -134,7 +134,8 @@ def test_playbook_profiles_the_ready_board_skips_the_others_and_resumes(tmp_path
     archive = tmp_path / "fetched" / "pi-ready-ort-1t.tar.gz"
     assert status["pi-ready"]["detail"] == str(archive)
     dataset = tmp_path / "dataset"
-    ingest = subprocess.run([str(BIN / "trainer"), "ingest", str(archive), "--dataset", str(dataset)],
+    # The fetch folder as a whole, as the README ingests it: the summary beside the archive is not a bundle.
+    ingest = subprocess.run([str(BIN / "trainer"), "ingest", str(tmp_path / "fetched"), "--dataset", str(dataset)],
                             capture_output=True, text=True, timeout=120)
     assert ingest.returncode == 0, ingest.stderr
     rows = list(Dataset(str(dataset)).rows(columns=["record_id", "item_id"]))
