@@ -85,6 +85,8 @@ SKIPPED: Dict[str, str] = {
     "~/edge-agent-venv/bin/edge-agent": "on the board",
     "tmux new": "on the board",
     "scp": "copies from a board",
+    "ANSIBLE_CONFIG=fleet/ansible.cfg .venv/bin/ansible-playbook":
+        "drives boards over SSH; tests/test_fleet_playbook.py runs the playbook against this machine",
     ".venv/bin/trainer ingest": "needs a measured bundle; tests/test_trainer_ingest.py ingests them",
     ".venv/bin/trainer fit --kind lut": "needs kernel records from `edge-agent profile --kernels`",
     ".venv/bin/pip install": "installs packages from the network",
