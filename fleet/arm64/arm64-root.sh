@@ -25,6 +25,7 @@ PACKAGES=python3,python3-venv,python3-pip,ca-certificates
 RECIPE="v1 $SUITE arm64 minbase $PACKAGES"
 HOST_PACKAGES=(qemu-user-static debootstrap binfmt-support)
 BOARD_CA=/etc/ssl/certs/host-ca-certificates.crt
+BOARD_MODEL="QEMU emulated aarch64 (edge-latency fleet/arm64)"
 SKIP=77
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -185,7 +186,31 @@ chroot_in_namespace() {
     mount -t tmpfs -o mode=1777,nosuid,nodev shm "$root/dev/shm"
     ln -s /proc/self/fd "$root/dev/fd"
     mount --bind "$PIP_CACHE" "$root/root/.cache/pip"
+    board_view "$root"
     exec chroot "$root" /usr/bin/env -i "$@"
+}
+
+# What programs in the board read about their machine. qemu-user answers uname with aarch64 but leaves the host's
+# /proc/cpuinfo and kernel.arch: onnxruntime's CPU probe dies on an x86 /proc/cpuinfo (SIGSEGV on import), and the
+# agent would file the board's bundles under the host's x86 device. So every host CPU shows as a Cortex-A72 (a
+# Pi 4's), kernel.arch as aarch64, and a device-tree model names the board as emulated: its bundles never pass
+# for a real board's.
+board_view() {
+    local root="$1" view="$1/run/arm64-board" cpu
+    mount -t tmpfs -o mode=755,nosuid,nodev run "$root/run"
+    mkdir -p "$view"
+    for ((cpu = 0; cpu < $(getconf _NPROCESSORS_CONF); cpu++)); do
+        printf 'processor\t: %d\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n' "$cpu"
+        printf 'CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n'
+    done > "$view/cpuinfo"
+    mount --bind "$view/cpuinfo" "$root/proc/cpuinfo"
+    if [ -e "$root/proc/sys/kernel/arch" ]; then
+        printf 'aarch64\n' > "$view/arch"
+        mount --bind "$view/arch" "$root/proc/sys/kernel/arch"
+    fi
+    mount -t tmpfs -o mode=755,nosuid,nodev firmware "$root/sys/firmware"
+    mkdir -p "$root/sys/firmware/devicetree/base"
+    printf '%s\0' "$BOARD_MODEL" > "$root/sys/firmware/devicetree/base/model"
 }
 
 case "${1:-}" in
