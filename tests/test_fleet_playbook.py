@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 GOVERNOR = "sys/devices/system/cpu/cpufreq/policy0/scaling_governor"
 SUBNETS = 2
+COPY_CHECKOUT = os.path.exists(os.path.join(REPO, ".git"))
 
 
 def _env(tmp_path):
@@ -46,7 +47,10 @@ def _inventory(tmp_path):
     os.makedirs(roots["pi-broken"])
     common = {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-        "edge_agent_checkout_dir": str(tmp_path / "checkout"), "edge_agent_venv": str(BIN.parent),
+        # The install step copies the checkout's HEAD, which needs one (not an exported tree).
+        "edge_agent_copy_checkout": COPY_CHECKOUT,
+        "edge_agent_checkout_dir": str(tmp_path / "checkout") if COPY_CHECKOUT else REPO,
+        "edge_agent_venv": str(BIN.parent),
         "edge_agent_setup_dry_run": True, "edge_agent_system_packages": [], "edge_agent_become": False,
         "edge_agent_subnets": SUBNETS, "edge_agent_protocol": "quick", "edge_agent_poll_s": 2,
         # This shared VM is noisy, more so with Ansible polling beside the agent; a valid item is not measured again.
@@ -113,7 +117,7 @@ def test_playbook_profiles_the_ready_board_skips_the_others_and_resumes(tmp_path
     assert len({r["item_id"] for r in measured if r["item_kind"] == "subnet"}) == SUBNETS
     assert all(r["status"] == "ok" for r in measured)
 
-    assert (tmp_path / "checkout" / "setup_rpi.sh").exists()
+    assert (tmp_path / "checkout" / "setup_rpi.sh").exists() == COPY_CHECKOUT
 
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 2, second.stdout[-3000:]  # pi-broken failed; the summary says so
