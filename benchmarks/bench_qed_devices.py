@@ -108,16 +108,20 @@ def transfer_pairs(devices: Sequence[str]) -> Dict[str, List[tuple]]:
     return {"tflite->torch": runtime, "fp32->int8": precision}
 
 
-def transfers(kind, hyper, table, encodings, k: int, how: str, seed: int):
+def transfers(kind, hyper, table, encodings, shots: Sequence[int], how: str, seed: int):
+    """Each target column left out and predicted from its reference and K shots, for every K of `shots`."""
     results = {}
     reference = table.models.index(REFERENCE)
     for name, pairs in transfer_pairs(table.devices).items():
-        scores = []
+        scores: Dict[int, List[Dict[str, float]]] = {k: [] for k in shots}
         for _, target in pairs:
             kept = [j for j in range(len(table.devices)) if j != target]
             predictor = train(kind, hyper, encodings, table.ratios[:, kept], seed)
-            scores.append(predict_column(predictor, encodings, table.ratios[:, target], reference, k, how, seed))
-        results["{} K={}".format(name, k)] = dict(mean_scores(scores), columns=len(pairs))
+            for k in shots:
+                scores[k].append(predict_column(predictor, encodings, table.ratios[:, target], reference, k, how,
+                                                seed))
+        for k in shots:
+            results["{} K={}".format(name, k)] = dict(mean_scores(scores[k]), columns=len(pairs))
     return results
 
 
@@ -130,7 +134,8 @@ def main(argv=None) -> int:
     parser.add_argument("--selection", choices=["chosen", "random"], default="chosen")
     parser.add_argument("--same-kin", action="store_true",
                         help="mix only the training columns of the target's own runtime and precision")
-    parser.add_argument("--transfer", action="store_true", help="Also benchmark 3 (one fit per target column).")
+    parser.add_argument("--transfer", action="store_true",
+                        help="Also benchmark 3 (one fit per target column, scored at each K of --shots).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -144,7 +149,7 @@ def main(argv=None) -> int:
         result = unseen_phones(kind, json.loads(args.hyper), table, encodings, shots, args.selection, args.seed,
                                args.same_kin)
         if args.transfer:
-            result.update(transfers(kind, json.loads(args.hyper), table, encodings, 10, args.selection, args.seed))
+            result.update(transfers(kind, json.loads(args.hyper), table, encodings, shots, args.selection, args.seed))
         report[kind] = {"rows": result, "seconds": time.perf_counter() - start}
         print("\n{} ({} shots, {:.0f} s)".format(kind, args.selection, report[kind]["seconds"]))
         print("{:<22} {:>7} {:>7} {:>7} {:>7}".format("held out", "±10 %", "±20 %", "rho", "MAPE"))
