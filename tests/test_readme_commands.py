@@ -31,7 +31,7 @@ from trainer.tables import import_table
 
 README = Path(REPO) / "README.md"
 PROGRAMS = {".venv/bin/trainer": [sys.executable, "-m", "trainer"],
-            ".venv/bin/edge-agent": [sys.executable, "-m", "edge_agent"]}
+            ".venv/bin/edge-agent": [sys.executable, "-m", "edge_agent"], ".venv/bin/python": [sys.executable]}
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ RUN: Dict[str, Run] = {
     ".venv/bin/trainer adapt --predictor pred/P --dataset data/ --device myboard --out pred/P-myboard":
         Run(prints="myboard"),
     ".venv/bin/trainer report --dataset data/": Run(prints="report: report.html"),
+    ".venv/bin/python -c import duckdb;": Run(prints="pi4"),
     # 1000 candidates take about a minute here: 20 show the command works
     ".venv/bin/trainer search --predictor pred/lut --space cifar-supernet --budget-ms 1.0":
         Run(replace=(("--candidates 1000", "--candidates 20"),), prints="found.json"),
