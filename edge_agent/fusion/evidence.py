@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from edge_agent.bundle.schema import RunSettings
 from edge_agent.errors import InputError
 
-_ORT_LAYOUT = {"ReorderInput", "ReorderOutput", "MemcpyToHost", "MemcpyFromHost"}
+ORT_LAYOUT_OPS = {"ReorderInput", "ReorderOutput", "MemcpyToHost", "MemcpyFromHost"}
 _MNN_NOT_KERNELS = {"Input", "Const", "ConvertTensor"}
 
 
@@ -57,7 +57,7 @@ def ort_evidence(onnx_path: str, threads: int, opt_level: str) -> Evidence:
         graph_ops = ["{}@{}".format(n.op_type, n.domain or "ai.onnx") for n in onnx.load(optimized).graph.node]
     executed = [e["args"].get("op_name", "?") for e in events
                 if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time")]
-    return Evidence(source="ort-profile", kernels=[op for op in executed if op not in _ORT_LAYOUT],
+    return Evidence(source="ort-profile", kernels=[op for op in executed if op not in ORT_LAYOUT_OPS],
                     detail=["executed: " + " ".join(executed), "optimized graph: " + " ".join(graph_ops)],
                     ops=executed)
 

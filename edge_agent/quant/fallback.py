@@ -9,7 +9,7 @@ computes in fp32 when one of its tensors that is not a constant is a float.
 
 import os
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Set, Tuple
 
 import onnx
 from onnx import TensorProto
@@ -33,7 +33,17 @@ def ort_account(qdq_path: str, threads: int, opt_level: str) -> Tuple[str, List[
                              providers=["CPUExecutionProvider"])
         graph = onnx.load(optimized).graph
     int8, fp32 = split_by_precision(graph)
-    return "ort-optimized-graph:{}".format(opt_level), int8, fp32
+    # Layout moves onnxruntime inserts around fp32 ops (NCHWc reorders, NHWC Transposes) follow from those ops and
+    # are not the model's own: left out of the list
+    own = {node.name for node in onnx.load(qdq_path, load_external_data=False).graph.node}
+    return "ort-optimized-graph:{}".format(opt_level), int8, [op for op in fp32 if not _inserted_layout(op, own)]
+
+
+def _inserted_layout(op: str, own_names: Set[str]) -> bool:
+    from edge_agent.fusion.evidence import ORT_LAYOUT_OPS
+
+    op_type, name = op.split(":", 1)
+    return op_type in ORT_LAYOUT_OPS or (op_type == "Transpose" and name not in own_names)
 
 
 def split_by_precision(graph: onnx.GraphProto) -> Tuple[List[str], List[str]]:
