@@ -1,16 +1,18 @@
 """Benchmark (issue 25): a dataset that scales. A synthetic fleet of 100 devices, one packed bundle per device, whose
 rows reuse a few thousand NB201 cells (specs: the cell-level encoding needs no ONNX graph), at 10^4 and 10^5
-measurement rows (10^6 with --million). For each size, every step runs as its own `trainer` process, timed, with its
-peak resident memory (os.wait4's ru_maxrss of that process alone):
+measurement rows (10^6 with --million). For each size, every step runs as its own `trainer` process, timed (wall and
+CPU seconds), with its peak resident memory (os.wait4's rusage of that process alone):
 
   ingest     `trainer ingest FLEET/ --dataset D`: every archive into a new dataset
   re-ingest  the same command again (idempotent: nothing added)
   append     one more device's archive (1,000 rows at every size) into the full dataset: what an append costs
   devices    `trainer devices --dataset D --json`
-  fit-one    `trainer fit` of one device (an MLP on the cell encoding, 5 epochs: the data path, not the model, is measured)
+  fit-one    `trainer fit` of one device (an MLP on the cell encoding, 5 epochs: the data path is measured, not the
+             model)
   fit-all    `trainer fit` of all 100 devices at once (one head per device)
 
-and prints a table and each step's growth exponent between sizes (log(t2/t1) / log(n2/n1): 1 is linear).
+and prints a table and each step's growth exponent between sizes, of its CPU time (log(t2/t1) / log(n2/n1): 1
+is linear).
 
     nice -n 10 .venv/bin/python benchmarks/bench_dataset_scale.py [--rows 10000 --rows 100000] [--million]
         [--work DIR] [--json OUT]
@@ -110,8 +112,8 @@ def make_fleet(root: Path, rows_per_device: int, first: int = 0, devices: int = 
 
 
 def timed(args: List[str], log: Path) -> Dict[str, float]:
-    """Wall seconds and peak RSS (MiB) of one `trainer` process, reaped with os.wait4 so that the peak is that
-    process's own; its output goes to `log`."""
+    """Wall and CPU seconds and peak RSS (MiB) of one `trainer` process, reaped with os.wait4 so that the figures
+    are that process's own; its output goes to `log`."""
     with open(log, "w", encoding="utf-8") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(TRAINER + args, stdout=out, stderr=subprocess.STDOUT)
@@ -120,7 +122,9 @@ def timed(args: List[str], log: Path) -> Dict[str, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit("trainer {} failed ({}): see {}".format(" ".join(args), proc.returncode, log))
-    return {"s": round(seconds, 2), "maxrss_mib": round(usage.ru_maxrss / 1024, 1)}
+    # CPU seconds beside wall ones: on a shared machine the wall time also measures the neighbours.
+    return {"s": round(seconds, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "maxrss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
 def run_size(work: Path, rows: int) -> Dict[str, object]:
@@ -151,17 +155,17 @@ def run_size(work: Path, rows: int) -> Dict[str, object]:
 
 
 def report(results: Dict[int, Dict[str, object]]) -> None:
-    """A markdown table: per step, seconds and peak MiB at each size, and the time's growth exponent from each size
-    to the next (log(t2 / t1) / log(n2 / n1): 1 is linear, 0 flat)."""
+    """A markdown table: per step, wall seconds, CPU seconds and peak MiB at each size, and the CPU time's growth
+    exponent from each size to the next (log(t2 / t1) / log(n2 / n1): 1 is linear, 0 flat)."""
     sizes = sorted(results)
     steps = [k for k, v in results[sizes[0]].items() if isinstance(v, dict)]
-    head = ["step"] + ["{:,} rows: s, MiB".format(n) for n in sizes] + ["exponent {:,}->{:,}".format(a, b)
-                                                                      for a, b in zip(sizes, sizes[1:])]
+    head = ["step"] + ["{:,} rows: wall s, CPU s, MiB".format(n) for n in sizes] + [
+        "exponent {:,}->{:,}".format(a, b) for a, b in zip(sizes, sizes[1:])]
     print("| " + " | ".join(head) + " |")
     print("|" + " --- |" * len(head))
     for step in steps:
-        cells = ["{:.2f} s, {:.0f} MiB".format(results[n][step]["s"], results[n][step]["maxrss_mib"]) for n in sizes]
-        cells += ["{:.2f}".format(math.log(results[b][step]["s"] / results[a][step]["s"]) / math.log(b / a))
+        cells = ["{s:.2f}, {cpu_s:.2f}, {maxrss_mib:.0f}".format(**results[n][step]) for n in sizes]
+        cells += ["{:.2f}".format(math.log(results[b][step]["cpu_s"] / results[a][step]["cpu_s"]) / math.log(b / a))
                   for a, b in zip(sizes, sizes[1:])]
         print("| " + " | ".join([step] + cells) + " |")
 
