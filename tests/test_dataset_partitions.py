@@ -1,6 +1,7 @@
 """The dataset partitioned by device: what DuckDB reads is what the trainer reads, two fleets' archives ingested in
 either order make the same dataset, re-ingesting a directory adds nothing, an append a crash cut short is repaired
-by running it again, and a version-1 dataset (one measurements.parquet) is still read and grows by partitions."""
+by running it again, and a version-1 dataset (one measurements.parquet) is still read, and split into partitions by
+its first ingest."""
 
 import importlib.util
 import json
@@ -106,31 +107,50 @@ def test_an_append_cut_short_is_repaired_by_running_it_again(tmp_path):
     assert sorted(p.name for p in dataset.partition_dir("dev|0").iterdir()) == ["part-c0ffee.parquet"]
 
 
-def test_version_1_dataset_is_read_and_grows_by_partitions(fleets, tmp_path, capsys):
-    """A version-1 dataset (its rows in one measurements.parquet) reads as before; its first ingest makes it
-    version 2 and adds part files beside the old table, which is left as it was."""
+def _version_1(root: Path, rows, sources: str) -> Dataset:
+    """A version-1 dataset of these rows: one measurements.parquet (without the later latency_std_ms column)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    root.mkdir()
+    pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "latency_std_ms"} for r in rows]),
+                   root / "measurements.parquet")
+    (root / "dataset.json").write_text(json.dumps({"format": "edge-latency-dataset", "version": 1}))
+    (root / "sources.json").write_text(sources)
+    return Dataset(root)
+
+
+def test_version_1_dataset_is_read_then_split_by_its_first_ingest(fleets, tmp_path, capsys):
+    """A version-1 dataset reads as before; its first ingest moves its table into the partitions (a v1-table file
+    per device), makes it version 2 and adds the new archives' part files."""
     a, b = fleets
     _ingest(capsys, a, "--dataset", tmp_path / "new")
-    old = tmp_path / "old"
-    old.mkdir()
-    rows = Dataset(tmp_path / "new").rows()
-    pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "latency_std_ms"} for r in rows]),
-                   old / "measurements.parquet")
-    (old / "dataset.json").write_text(json.dumps({"format": "edge-latency-dataset", "version": 1}))
-    (old / "sources.json").write_text((tmp_path / "new" / "sources.json").read_text())
-    legacy = Dataset(old)
-    assert legacy.version == 1 and legacy.rows() == rows and legacy.devices() == Dataset(tmp_path / "new").devices()
-    table_bytes = (old / "measurements.parquet").read_bytes()
-    code, out, _ = _ingest(capsys, a, b, "--dataset", old)
+    new = Dataset(tmp_path / "new")
+    rows = new.rows()
+    old = _version_1(tmp_path / "old", rows, (new.root / "sources.json").read_text())
+    assert old.version == 1 and old.rows() == rows and old.devices() == new.devices()
+    code, out, _ = _ingest(capsys, a, b, "--dataset", old.root)
     assert code == 0 and out.count("already ingested") == 3 and out.count(" added,") == 2
-    assert json.loads((old / "dataset.json").read_text())["version"] == 2
-    assert (old / "measurements.parquet").read_bytes() == table_bytes
-    grown = Dataset(old)
-    assert len(grown.rows()) == 54 and len(grown.devices()) == 5 and grown.rows()[:len(rows)] == rows
+    assert json.loads((old.root / "dataset.json").read_text())["version"] == 2
+    assert not (old.root / "measurements.parquet").exists()
+    assert len(list(old.root.glob("measurements/*/v1-table.parquet"))) == 3
+    grown = Dataset(old.root)
+    assert len(grown.rows()) == 54 and len(grown.devices()) == 5
     assert grown.rows([rows[0]["device"]]) == [r for r in rows if r["device"] == rows[0]["device"]]
+    assert _duckdb_rows(old.root) == sorted(grown.rows(), key=lambda r: r["row_id"])
+
+
+def test_a_split_cut_short_doubles_nothing(fleets, tmp_path, capsys):
+    """A crash after the table's split was written but before the table was removed: the table still answers, the
+    split is ignored, and the next append finishes the job."""
+    a, _ = fleets
+    _ingest(capsys, a, "--dataset", tmp_path / "new")
+    rows = Dataset(tmp_path / "new").rows()
+    old = _version_1(tmp_path / "old", rows, "[]")
+    old._split_table()
+    assert Dataset(old.root).rows() == rows and Dataset(old.root).devices() == sorted({r["device"] for r in rows})
+    assert old.append([dict(rows[0], row_id="extra")], Source("e", "table", "e.csv", rows[0]["device"], 1)) == 1
+    assert len(Dataset(old.root).rows()) == len(rows) + 1 and not (old.root / "measurements.parquet").exists()
 
 
 def test_a_refused_archive_does_not_stop_the_others(fleets, tmp_path, capsys):

@@ -6,14 +6,17 @@ DIR/
   measurements/device=<name>/part-<source>.parquet
                            one file per ingested source and device, one row per measurement (ROW_FIELDS); <name> is
                            the device name percent-encoded (partition_name), <source> the source's content hash
-  measurements.parquet     version 1's single table: still read (with the partitions), never written
+  measurements/device=<name>/v1-table.parquet
+                           the device's rows of a version-1 dataset's table, moved there by its first append
+  measurements.parquet     version 1's single table: read as it is until the first append splits it
   sources.json             every ingested bundle or table, by content hash
   models/<sha256>.onnx     models measured by bundles or named by tables (import-table --models)
   encodings/               graph encodings cached by model hash (trainer.encoding)
   devices/<device>/rules/  the device's fusion rule tables (edge_agent.fusion.rules), for kernel lookup tables
 
-A source's rows are written once, as new files; nothing already written is rewritten, so an ingest costs the size of
-what it adds plus the row ids of the devices it adds to, not the size of the dataset.
+A source's rows are written once, as new files; nothing already written is rewritten (but a version-1 table, split
+once), so an ingest costs the size of what it adds plus the row ids of the devices it adds to, not the size of the
+dataset.
 """
 
 import json
@@ -28,11 +31,12 @@ from urllib.parse import quote, unquote
 from edge_agent.errors import InputError
 
 DATASET_FORMAT = "edge-latency-dataset"
-# 1: one measurements.parquet, rewritten on every append. 2: measurements/device=<name>/part-<source>.parquet, a
-# version-1 table beside it still read. Version 1 datasets are read as they are and become 2 on their first append.
+# 1: one measurements.parquet, rewritten on every append. 2: measurements/device=<name>/part-<source>.parquet.
+# Version 1 datasets are read as they are, and split into partitions on their first append (_upgrade_format).
 DATASET_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MEASUREMENTS_DIR = "measurements"
+LEGACY_PART = "v1-table.parquet"  # a device's rows moved from version 1's table (never a part-*.parquet)
 PARTITION_KEY = "device"
 MODEL_KINDS = ("model", "subnet", "reference")
 
@@ -160,15 +164,17 @@ class Dataset:
 
     def _files(self, devices: Optional[List[str]] = None, skip: Set[str] = frozenset()) -> List[Path]:
         """The Parquet files that may hold the devices' rows (all devices' when None): version 1's table first,
-        then each device's part files in name order; part files named in `skip` are left out."""
+        then each device's part files in name order; part files named in `skip` are left out, and so are the
+        table's split (LEGACY_PART) while the table is there."""
         files = [self.table_path] if self.table_path.exists() else []
+        skip = set(skip) | ({LEGACY_PART} if files else set())
         if devices is None:
             found = self.measurements_dir.iterdir() if self.measurements_dir.is_dir() else []
             directories = sorted(d for d in found if partition_device(d.name) is not None)
         else:
             directories = [self.partition_dir(device) for device in devices]
         for directory in directories:
-            files += sorted(f for f in directory.glob("part-*.parquet") if f.name not in skip)
+            files += sorted(f for f in directory.glob("*.parquet") if f.name not in skip)
         return files
 
     def devices(self) -> List[str]:
@@ -180,7 +186,7 @@ class Dataset:
             names.update(pq.read_table(self.table_path, columns=["device"]).column("device").unique().to_pylist())
         if self.measurements_dir.is_dir():
             names.update(partition_device(d.name) for d in self.measurements_dir.iterdir()
-                         if partition_device(d.name) is not None and any(d.glob("part-*.parquet")))
+                         if partition_device(d.name) is not None and any(d.glob("*.parquet")))
         return sorted(names)
 
     def append(self, rows: List[Dict[str, Any]], source: Source) -> int:
@@ -238,11 +244,39 @@ class Dataset:
         os.replace(tmp, target)
 
     def _upgrade_format(self) -> None:
-        """A version-1 dataset becomes version 2 before its first part file is written: version-1 code would not
-        see the part files, so it must refuse the dataset rather than miss rows."""
+        """Before a version-1 dataset's first new part file, its table is split into one LEGACY_PART file per
+        device, the version becomes 2 (version-1 code would not see part files: it must refuse the dataset), and
+        the table is removed. While the table is there its rows are read from it and its split is ignored, so a
+        crash at any point loses and doubles nothing, and the next append finishes the job."""
+        if self.table_path.exists():
+            self._split_table()
         if self.version != DATASET_VERSION:
             _write_json(self.root / "dataset.json", {"format": DATASET_FORMAT, "version": DATASET_VERSION})
             self.version = DATASET_VERSION
+        if self.table_path.exists():
+            self.table_path.unlink()
+
+    def _split_table(self) -> None:
+        """The version-1 table as one LEGACY_PART file per device, batch by batch (memory: a batch per device)."""
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
+
+        writers: Dict[str, Any] = {}
+        try:
+            for batch in ds.dataset([str(self.table_path)], schema=_schema(), format="parquet").to_batches():
+                for device in pc.unique(batch.column("device")).to_pylist():
+                    if device not in writers:
+                        directory = self.partition_dir(device)
+                        directory.mkdir(parents=True, exist_ok=True)
+                        writers[device] = pq.ParquetWriter(str(directory / (LEGACY_PART + ".tmp")), _schema())
+                    writers[device].write_batch(batch.filter(pc.equal(batch.column("device"), device)))
+        finally:
+            for writer in writers.values():
+                writer.close()
+        for device in writers:
+            tmp = self.partition_dir(device) / (LEGACY_PART + ".tmp")
+            os.replace(tmp, tmp.with_name(LEGACY_PART))
 
     def store_model(self, sha256: str, path: Path) -> None:
         target = self.models_dir / "{}.onnx".format(sha256)
