@@ -150,3 +150,35 @@ def _encodings(dataset, ids):
 
     cache = EncodingCache(dataset.encodings_dir, HYBRID_VOCABULARY)
     return [cache.for_file(dataset.model_path(item)) for item in ids]
+
+
+def test_predict_and_search_take_the_target_from_the_dataset(planted, tmp_path):
+    """`trainer predict` and `search` with --dataset/--device read the new device's kernels: b's prediction is b's
+    planted ratio times its reference, not a's."""
+    from trainer.cli import main
+    from trainer.fitting import fit
+
+    dataset, _, planted_ratios = planted
+    out = tmp_path / "pred"
+    fit(dataset, ["a"], "hybrid", len(SHAPES) + 1, seed=0, hyper=None, out_dir=out)
+    model = dataset.model_path(_sha(SHAPES[3]))
+    predicted = _json_cli(main, ["predict", "--predictor", out, model, "--dataset", dataset.root, "--device", "b"])
+    assert predicted[0]["predicted_ms"] == pytest.approx(3.0 * planted_ratios["b", SHAPES[3]], rel=1e-6)
+    found = _json_cli(main, ["search", "--predictor", out, "--space", "cifar-supernet", "--budget-ms", "1000",
+                             "--candidates", "12", "--top", "3", "--dataset", dataset.root, "--device", "b"])
+    assert 1 <= len(found) <= 3 and all(f["predicted_ms"] <= 1000 for f in found)
+
+
+def _sha(shape) -> str:
+    return hashlib.sha256(_conv_net(*shape).SerializeToString()).hexdigest()
+
+
+def _json_cli(main, args):
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit) as done:
+        main([str(a) for a in args] + ["--json"])
+    assert done.value.code == 0, buffer.getvalue()
+    return json.loads(buffer.getvalue())

@@ -45,11 +45,14 @@ def split_items(item_ids: Sequence[str], train_size: Optional[int], seed: int) -
 
 def fit(dataset: Dataset, devices: Sequence[str], kind: str, train_size: Optional[int], seed: int,
         hyper: Optional[Dict[str, object]], out_dir: Optional[Path], progress: Optional[ProgressFn] = None,
-        encode_progress: Optional[Callable[[], None]] = None, vocabulary: Optional[Sequence[str]] = None) -> FitResult:
+        encode_progress: Optional[Callable[[], None]] = None, vocabulary: Optional[Sequence[str]] = None,
+        items: Optional[Sequence[str]] = None) -> FitResult:
     """Kinds with one head per device (multi_device) learn every device's ratio of an item at once; the others
     learn one device. `vocabulary` picks the input mode (default: the kind's ONNX-level one; a cell-level one from
-    trainer.cell_encoding)."""
+    trainer.cell_encoding). `items`: learn from these item ids only (a benchmark's training set)."""
     examples = load_examples(dataset, devices)
+    if items is not None:
+        examples = [e for e in examples if e.item_id in set(items)]
     cls = predictor_class(kind)
     if not examples and not getattr(cls, "kernels_suffice", False):
         raise InputError("no valid measurements for device(s) {}".format(", ".join(devices)))
