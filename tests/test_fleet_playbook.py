@@ -1,12 +1,13 @@
-"""fleet/profile.yml against this machine: three inventory hosts on a local connection, each reading a copy of a
+"""fleet/profile.yml against this machine: four inventory hosts on a local connection, each reading a copy of a
 board fixture tree through --sysroot (tune and reset write there, never to this VM's own /sys).
 
-pi-ready (the Pi 4 fixture) is profiled, packed, fetched and ingested; pi-throttled (under-voltage, too hot) is
-reported not ready and skipped; pi-broken (an empty tree: tune cannot read a governor) fails and is reported, and
-the others go on. The first run is killed while the profile runs, as a dropped connection would cut it: the profile
-finishes anyway, and the second run resumes the bundle instead of measuring again. The install step copies this
-checkout's HEAD and runs its setup script as a dry run against this checkout's venv (a real install needs a board,
-or the emulated one)."""
+pi-attach and pi-resume (the Pi 4 fixture) are profiled at the same time, packed, fetched and ingested;
+pi-throttled (under-voltage, too hot) is reported not ready and skipped; pi-broken (an empty tree: nothing to tune)
+fails and is reported, and the others go on. The first run is killed while both profile, as a dropped connection
+would cut it. pi-resume's profile finishes without the playbook, and the second run starts the pass again, which
+finds every item measured. pi-attach's profile is held stopped until the second run waits for it: that run must
+attach to it rather than start a second agent on the bundle. The install step copies this checkout's HEAD and runs
+its setup script as a dry run against this checkout's venv (a real install needs a board, or the emulated one)."""
 
 import json
 import os
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import FIXTURES, REPO
 
@@ -40,7 +42,7 @@ def _env(tmp_path):
 
 def _inventory(tmp_path):
     roots = {}
-    for host, fixture in (("pi-ready", "rpi4"), ("pi-throttled", "rpi4_throttled")):
+    for host, fixture in (("pi-attach", "rpi4"), ("pi-resume", "rpi4"), ("pi-throttled", "rpi4_throttled")):
         roots[host] = str(tmp_path / "roots" / host)
         shutil.copytree(os.path.join(FIXTURES, fixture), roots[host], symlinks=True)
     roots["pi-broken"] = str(tmp_path / "roots" / "pi-broken")
@@ -68,22 +70,33 @@ def _playbook(inventory, env):
     return [str(BIN / "ansible-playbook"), "-i", str(inventory), os.path.join(REPO, "fleet", "profile.yml")], env
 
 
-def _cut_off_while_profiling(command, env, marker, deadline_s=90):
-    """Start the playbook and kill it, workers and all, once the profile job's marker is written."""
+def _cut_off_while_profiling(command, env, markers, deadline_s=600):
+    """Start the playbook and kill it, workers and all, once every profile job's marker is written."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
     deadline = time.monotonic() + deadline_s
-    while not marker.exists():
+    while not all(marker.exists() for marker in markers):
         assert process.poll() is None, process.stdout.read().decode()
-        assert time.monotonic() < deadline, "the profile pass never started"
+        assert time.monotonic() < deadline, "the profile passes never started"
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     process.stdout.close()
-    return json.loads(marker.read_text())["jid"]
+    return [json.loads(marker.read_text())["jid"] for marker in markers]
 
 
-def _wait_for_job(path, deadline_s=120):
+def _profile_process_group(bundle, deadline_s=120):
+    """The process group of the agent profiling into `bundle` (Ansible's async wrapper runs each job in its own)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        for process in psutil.process_iter(["cmdline"]):
+            if "profile" in (process.info["cmdline"] or []) and str(bundle) in process.info["cmdline"]:
+                return os.getpgid(process.pid)
+        time.sleep(0.1)
+    raise AssertionError("no agent profiling into " + str(bundle))
+
+
+def _wait_for_job(path, deadline_s=600):
     """The async job's result once it finished (Ansible's wrapper drops "started" from the file then)."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
@@ -97,58 +110,79 @@ def _wait_for_job(path, deadline_s=120):
     raise AssertionError("the profile job did not finish after its playbook was killed")
 
 
+def _run_resuming(command, env, frozen_group):
+    """Run the playbook; let the frozen job go on once this run waits for it (it must not have started another)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, frozen = [], True
+    for line in process.stdout:
+        lines.append(line)
+        if frozen and line.startswith("TASK [edge_agent : Wait for profile pass models]"):
+            os.killpg(frozen_group, signal.SIGCONT)
+            frozen = False
+    process.wait(timeout=900)
+    if frozen:  # the run never waited: nothing may stay stopped after the test
+        os.killpg(frozen_group, signal.SIGCONT)
+    return process.returncode, "".join(lines)
+
+
 def _records(bundle):
     with open(bundle / "measurements.jsonl") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def test_playbook_profiles_the_ready_board_skips_the_others_and_resumes(tmp_path):
+def test_playbook_profiles_ready_boards_skips_the_others_and_resumes(tmp_path):
     inventory, roots = _inventory(tmp_path)
     original = {host: (Path(root) / GOVERNOR).read_text().strip() for host, root in roots.items() if host != "pi-broken"}
     command, env = _playbook(inventory, _env(tmp_path))
-    bundle = tmp_path / "board" / "pi-ready-ort-1t"
+    bundles = {host: tmp_path / "board" / (host + "-ort-1t") for host in ("pi-attach", "pi-resume")}
 
-    jid = _cut_off_while_profiling(command, env, Path(str(bundle) + ".ansible-job.json"))
-    assert (Path(roots["pi-ready"]) / GOVERNOR).read_text().strip() == "performance"  # killed before its reset
-    job = _wait_for_job(tmp_path / "async" / jid)
+    # A run cut off while both boards profile. pi-attach's job is held stopped until the next run waits for it;
+    # pi-resume's goes on without the playbook, and finishes.
+    jids = _cut_off_while_profiling(command, env, [Path(str(b) + ".ansible-job.json") for b in bundles.values()])
+    frozen_group = _profile_process_group(bundles["pi-attach"])
+    os.killpg(frozen_group, signal.SIGSTOP)
+    assert (Path(roots["pi-attach"]) / GOVERNOR).read_text().strip() == "performance"  # killed before its reset
+    job = _wait_for_job(tmp_path / "async" / jids[1])
     assert job["rc"] in (0, 3), job.get("stderr")
-    measured = _records(bundle)
-    assert {r["item_kind"] for r in measured} == {"reference", "subnet"}
+    measured = _records(bundles["pi-resume"])
     assert len({r["item_id"] for r in measured if r["item_kind"] == "subnet"}) == SUBNETS
     assert all(r["status"] == "ok" for r in measured)
-
     assert (tmp_path / "checkout" / "setup_rpi.sh").exists() == COPY_CHECKOUT
 
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 2, second.stdout[-3000:]  # pi-broken failed; the summary says so
-    assert "not profiled: pi-broken" in second.stdout
+    returncode, out = _run_resuming(command, env, frozen_group)
     summary = json.loads((tmp_path / "fetched" / "fleet-summary.json").read_text())
     assert summary["schema_version"] == 1
     status = {b["board"]: b for b in summary["boards"]}
     assert {board: b["status"] for board, b in status.items()} == {
-        "pi-ready": "fetched", "pi-throttled": "not ready", "pi-broken": "failed"}
+        "pi-attach": "fetched", "pi-resume": "fetched", "pi-throttled": "not ready", "pi-broken": "failed"}, summary
+    assert returncode == 2, out[-3000:]  # pi-broken failed; the summary says so
+    assert "not profiled: pi-broken (see fleet-summary.json)" in out
     assert "under_voltage_now" in status["pi-throttled"]["detail"]
     assert "Tune the CPU for measuring" in status["pi-broken"]["detail"]
-    # The second run resumed: every item was already measured, so no record was added.
-    assert [r["record_id"] for r in _records(bundle)] == [r["record_id"] for r in measured]
+    # pi-resume's pass ran again and found every item measured: no record was added. pi-attach's one job measured
+    # each item once (a second agent on its bundle would have been refused, and the board failed).
+    assert [r["record_id"] for r in _records(bundles["pi-resume"])] == [r["record_id"] for r in measured]
+    attached = _records(bundles["pi-attach"])
+    assert sorted(r["item_id"] for r in attached if r["item_kind"] == "subnet") == sorted(
+        r["item_id"] for r in measured if r["item_kind"] == "subnet")
     for host, governor in original.items():  # reset ran on every board tune touched, the killed run's too
         assert (Path(roots[host]) / GOVERNOR).read_text().strip() == governor
         assert not (Path(roots[host]) / "var/lib/edge-agent/tune-state.json").exists()
 
-    archive = tmp_path / "fetched" / "pi-ready-ort-1t.tar.gz"
-    assert status["pi-ready"]["detail"] == str(archive)
+    fetched = tmp_path / "fetched"
+    assert sorted(status[host]["detail"] for host in bundles) == sorted(
+        str(fetched / (b.name + ".tar.gz")) for b in bundles.values())
     dataset = tmp_path / "dataset"
-    # The fetch folder as a whole, as the README ingests it: the summary beside the archive is not a bundle.
-    ingest = subprocess.run([str(BIN / "trainer"), "ingest", str(tmp_path / "fetched"), "--dataset", str(dataset)],
-                            capture_output=True, text=True, timeout=120)
+    # The fetch folder as a whole, as the README ingests it: the summary beside the archives is not a bundle.
+    ingest = subprocess.run([str(BIN / "trainer"), "ingest", str(fetched), "--dataset", str(dataset)],
+                            capture_output=True, text=True, timeout=600)
     assert ingest.returncode == 0, ingest.stderr
     rows = list(Dataset(str(dataset)).rows(columns=["record_id", "item_id"]))
-    assert sorted(r["record_id"] for r in rows) == sorted(r["record_id"] for r in measured)
-    assert {r["item_id"] for r in rows} == {r["item_id"] for r in measured}
+    assert sorted(r["record_id"] for r in rows) == sorted(r["record_id"] for r in measured + attached)
 
 
 def test_ansible_lint_passes_over_the_fleet_folder():
     lint = subprocess.run([str(BIN / "ansible-lint"), "--offline", "--nocolor", "fleet/"], cwd=REPO,
                           env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "fleet", "ansible.cfg")),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
     assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]

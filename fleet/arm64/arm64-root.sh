@@ -7,8 +7,8 @@
 #   arm64-root.sh build           build the cached base root, or reuse it; prints its path
 #   arm64-root.sh board DIR       a fresh writable board at DIR: a copy of the base root with this checkout in
 #                                 /opt/edge-latency, the host's DNS and CA bundle
-#   arm64-root.sh run DIR CMD...  run CMD in the board at DIR; /proc, /sys, /dev are mounted in a private mount
-#                                 namespace, so nothing stays mounted after CMD ends, however it ends
+#   arm64-root.sh run DIR CMD...  run CMD in the board at DIR, in its own mount and PID namespaces: nothing it
+#                                 mounted and nothing it started outlives it, however it ends
 #
 # Exit 77: this machine cannot run the board (not root, binfmt_misc cannot be mounted, the packages cannot be
 # installed); tests skip on it. Environment: ARM64_ROOT_CACHE (default /var/cache/edge-latency/arm64-root),
@@ -20,7 +20,8 @@ CACHE="${ARM64_ROOT_CACHE:-/var/cache/edge-latency/arm64-root}"
 PIP_CACHE="$CACHE/../arm64-pip"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
-PACKAGES=python3,python3-venv,python3-pip,ca-certificates
+# What setup_rpi.sh installs on a Pi (python3-venv, python3-pip, tmux), and sshd for driving the board with Ansible.
+PACKAGES=python3,python3-venv,python3-pip,ca-certificates,tmux,openssh-server
 # Bump when the build steps change: the cache key is this recipe, not the script's text.
 RECIPE="v1 $SUITE arm64 minbase $PACKAGES"
 HOST_PACKAGES=(qemu-user-static debootstrap binfmt-support)
@@ -124,10 +125,11 @@ board() {
     mkdir -p "$(dirname "$dest")"
     with_cache_lock cp -a --reflink=auto "$base" "$dest"
     # Removed first: cp would follow a symlink there out of the board onto the host's own file.
-    rm -f "$dest/etc/resolv.conf" "$dest$BOARD_CA"
+    rm -f "$dest/etc/resolv.conf" "$dest$BOARD_CA" "$dest/etc/pip.conf"
     cp -L /etc/resolv.conf "$dest/etc/resolv.conf"
-    # pip inside reaches PyPI the way the host does: with the host's CA bundle (a TLS proxy may sign for PyPI).
+    # The host's CA bundle: a TLS proxy may sign for PyPI.
     cp -L "$(host_ca)" "$dest$BOARD_CA"
+    board_pip_conf > "$dest/etc/pip.conf"
     copy_checkout "$dest"
     say "board ready at $dest (checkout in /opt/edge-latency)"
     printf '%s\n' "$dest"
@@ -141,20 +143,29 @@ host_ca() {
     die "no CA bundle found on the host (PIP_CERT, SSL_CERT_FILE, /etc/ssl/certs/ca-certificates.crt)"
 }
 
-# The environment of a command in the board: a clean one, plus the host's proxy and PyPI settings that still mean
-# something inside (index URLs over http(s); not find-links or file:// indexes, which are host paths).
+# The environment of a command in the board: a clean one, the host's CA bundle and proxy settings.
 board_env() {
-    local name value
+    local name
     printf '%s\n' HOME=/root LANG=C.UTF-8 TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        "PIP_CERT=$BOARD_CA" "SSL_CERT_FILE=$BOARD_CA" "REQUESTS_CA_BUNDLE=$BOARD_CA" PIP_DISABLE_PIP_VERSION_CHECK=1 \
-        PIP_ROOT_USER_ACTION=ignore
-    for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_DEFAULT_TIMEOUT; do
+        "SSL_CERT_FILE=$BOARD_CA" "REQUESTS_CA_BUNDLE=$BOARD_CA"
+    for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
         if [ -n "${!name:-}" ]; then printf '%s=%s\n' "$name" "${!name}"; fi
     done
-    for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do
-        value="${!name:-}"
-        case "$value" in http://*|https://*) printf '%s=%s\n' "$name" "$value" ;; esac
+}
+
+# The board's /etc/pip.conf: pip there reaches PyPI the way the host's does, also in an SSH session (Ansible), which
+# run's environment does not reach. The host's find-links folders and file:// indexes are host paths, left out.
+board_pip_conf() {
+    local url extra=()
+    printf '[global]\ncert = %s\ndisable-pip-version-check = true\nroot-user-action = ignore\n' "$BOARD_CA"
+    if [ -n "${https_proxy:-${HTTPS_PROXY:-}}" ]; then printf 'proxy = %s\n' "${https_proxy:-${HTTPS_PROXY:-}}"; fi
+    if [ -n "${PIP_DEFAULT_TIMEOUT:-}" ]; then printf 'timeout = %s\n' "$PIP_DEFAULT_TIMEOUT"; fi
+    if [ -n "${PIP_TRUSTED_HOST:-}" ]; then printf 'trusted-host = %s\n' "$PIP_TRUSTED_HOST"; fi
+    case "${PIP_INDEX_URL:-}" in http://*|https://*) printf 'index-url = %s\n' "$PIP_INDEX_URL" ;; esac
+    for url in ${PIP_EXTRA_INDEX_URL:-}; do
+        case "$url" in http://*|https://*) extra+=("$url") ;; esac
     done
+    if [ ${#extra[@]} -gt 0 ]; then printf 'extra-index-url = %s\n' "${extra[*]}"; fi
 }
 
 run() {
@@ -167,11 +178,14 @@ run() {
     mkdir -p "$PIP_CACHE" "$root/root/.cache/pip"
     local env_lines=()
     mapfile -t env_lines < <(board_env)
-    unshare --mount --propagation private -- /bin/bash "${BASH_SOURCE[0]}" _chroot "$root" "${env_lines[@]}" "$@"
+    # A PID namespace of its own: the board's /proc lists its processes only (the agent's check looks there for
+    # other agents), and when CMD, its PID 1, ends, or unshare is killed, every process it left is killed too.
+    unshare --mount --propagation private --pid --fork --kill-child -- \
+        /bin/bash "${BASH_SOURCE[0]}" _chroot "$root" "${env_lines[@]}" "$@"
 }
 
-# Inside run's private mount namespace: its mounts end with it. Only the device nodes a program needs, not the
-# host's /dev: nothing in the board can reach the host's disks.
+# Inside run's namespaces: its mounts end with it. Only the device nodes a program needs, not the host's /dev:
+# nothing in the board can reach the host's disks.
 chroot_in_namespace() {
     local root="$1" node
     shift
