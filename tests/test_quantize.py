@@ -66,7 +66,7 @@ def test_bench_quantize_records_int8_and_the_fp32_fallback(tmp_path):
     settings = record.settings
     assert settings.precision == "int8" and settings.mnn_precision is None and settings.level() == "all-int8"
     assert settings.quantization.quant_format == "QDQ" and settings.quantization.per_channel
-    assert settings.quantization.calibration_seed == 3
+    assert settings.quantization.calibration_seed == 3 and settings.quantization.activation_type == "QUInt8"
     assert json.loads((tmp_path / "bundle" / MEASUREMENTS).read_text())["settings"]["precision"] == "int8"
     quantized = record.model.quantized
     assert quantized.source_sha256 == _sha(model) == record.model.graph_sha256 == record.item_id

@@ -51,7 +51,10 @@ class QuantizeSettings(BaseModel):
     tool_version: str
     quant_format: str = "QDQ"
     per_channel: bool = True
-    activation_type: str = "QInt8"
+    # Unsigned activations, signed weights (U8S8): onnxruntime's x86 CPU kernels run every QDQ conv, add, mul and
+    # pooling of the zoo in INT8 so; with signed activations (S8S8) convs and adds at residual branches stayed fp32
+    # (docs/int8.md). `--quantize-activations int8` for S8S8.
+    activation_type: str = "QUInt8"
     weight_type: str = "QInt8"
     calibrate_method: str = "MinMax"
     # onnxruntime's quant_pre_process first (its basic graph optimizations fold BatchNormalization into Conv, as a

@@ -29,6 +29,9 @@ _OPTIONS = [
     click.option("--quantize", type=click.Choice(["int8"]), default=None,
                  help="Measure the INT8 model made here from each fp32 one (onnxruntime static quantization: QDQ, "
                       "per-channel weights); default: the model as given."),
+    click.option("--quantize-activations", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True,
+                 help="With --quantize: the activations' type (weights are int8): uint8 is what onnxruntime's x86 "
+                      "kernels cover most fully."),
     click.option("--calibration-samples", type=click.IntRange(1, 1000), default=8, show_default=True,
                  help="With --quantize: random inputs the activation ranges are calibrated on."),
     click.option("--calibration-seed", type=int, default=0, show_default=True,
@@ -108,7 +111,8 @@ def _quantization(options: dict) -> Optional[QuantizeSettings]:
         raise InputError("--quantize int8 needs --runtime ort: this agent makes INT8 models for onnxruntime only")
     from edge_agent.quant.ort_static import default_settings
 
-    return default_settings(options["calibration_samples"], options["calibration_seed"])
+    return default_settings(options["calibration_samples"], options["calibration_seed"],
+                            options["quantize_activations"])
 
 
 def protocol_config(options: dict) -> ProtocolConfig:

@@ -15,11 +15,14 @@ from edge_agent.errors import RuntimeUnsupported
 from edge_agent.runtimes.inputs import make_inputs
 
 
-def default_settings(calibration_samples: int, calibration_seed: int) -> QuantizeSettings:
+ACTIVATION_TYPES = {"uint8": "QUInt8", "int8": "QInt8"}  # --quantize-activations -> onnxruntime's QuantType
+
+
+def default_settings(calibration_samples: int, calibration_seed: int, activations: str = "uint8") -> QuantizeSettings:
     from edge_agent.runtimes import installed_version
 
     return QuantizeSettings(tool_version=installed_version("ort") or "unknown", calibration_samples=calibration_samples,
-                            calibration_seed=calibration_seed)
+                            calibration_seed=calibration_seed, activation_type=ACTIVATION_TYPES[activations])
 
 
 def calibration_inputs(input_shapes: Dict[str, List[int]], settings: QuantizeSettings) -> List[Dict[str, object]]:
