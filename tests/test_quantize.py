@@ -124,3 +124,5 @@ def test_int8_settings_change_the_device_not_the_fp32_name():
     int8 = fp32.model_copy(update={"quantization": QuantizeSettings(tool_version="1")})
     assert device_name({"device_key": "box"}, fp32) == "box-ort-2t-extended"
     assert device_name({"device_key": "box"}, int8) == "box-ort-2t-extended-int8"
+    s8s8 = fp32.model_copy(update={"quantization": QuantizeSettings(tool_version="1", activation_type="QInt8")})
+    assert s8s8.precision == "int8-s8s8" and device_name({"device_key": "box"}, s8s8) == "box-ort-2t-extended-int8-s8s8"

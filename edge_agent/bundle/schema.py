@@ -64,6 +64,11 @@ class QuantizeSettings(BaseModel):
     calibration_samples: int = 8
     calibration_seed: int = 0
 
+    def label(self) -> str:
+        """The precision as part of a device's identity: "int8", or "int8-s8s8" with signed activations, which run
+        other kernels."""
+        return self.precision if self.activation_type == "QUInt8" else "{}-s8s8".format(self.precision)
+
 
 class RunSettings(BaseModel):
     """Everything about how the runtime was driven; part of what defines a 'device' for prediction."""
@@ -86,8 +91,8 @@ class RunSettings(BaseModel):
     @computed_field
     @property
     def precision(self) -> str:
-        """The model's precision: "fp32", or the quantization's ("int8")."""
-        return self.quantization.precision if self.quantization is not None else PRECISION_FP32
+        """The model's precision: "fp32", or the quantization's ("int8"; "int8-s8s8" with signed activations)."""
+        return self.quantization.label() if self.quantization is not None else PRECISION_FP32
 
     def level(self) -> str:
         """Beside runtime and threads, what decides which kernels run: onnxruntime's optimization level, or MNN's
