@@ -75,7 +75,10 @@ def noise_ceiling(work: Path, device: str, which: str) -> Optional[float]:
 
 
 def fitted(kind: str, dataset: Dataset, devices: Sequence[str], items: Sequence[str], out: Path):
-    fit(dataset, devices, kind, len(items), seed=0, hyper=None, out_dir=out, items=items)
+    """`kind`, or `kind:option` for a boolean hyper-parameter set (hybrid:structure)."""
+    name, _, option = kind.partition(":")
+    fit(dataset, devices, name, len(items), seed=0, hyper={option: True} if option else None, out_dir=out,
+        items=items)
     return load_predictor(out)
 
 
@@ -97,8 +100,8 @@ def scored(kind: str, dataset: Dataset, train_devices: Sequence[str], train_item
         items = shot_ids(dataset, device, shots) + [reference_id(dataset, device)]
         predictor, config = fitted(kind, dataset, [device], items, tmp / "{}-{}-{}".format(kind, device, shots))
         return evaluate(predictor, config, dataset, device, 0, measured="ratio", coverage=COVERAGE)
-    predictor, config = fitted(kind, dataset, train_devices, train_items, tmp / "{}-{}".format(kind, "+".join(
-        train_devices)))
+    predictor, config = fitted(kind, dataset, train_devices, train_items, tmp / "{}-{}".format(
+        kind.replace(":", "-"), "+".join(train_devices)))
     return evaluate(predictor, config, dataset, device, shots, seed=0, measured="ratio", shot_selection="random",
                     coverage=COVERAGE)
 
@@ -168,23 +171,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="runs/hybrid", type=Path)
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--targets", default=None, help="comma-separated devices to predict (default: all measured)")
     parser.add_argument("--search", action="store_true")
     args = parser.parse_args()
     kinds = args.kinds.split(",")
     dataset = build_dataset(args.work)
     measured = [d for d in DEVICES if d in dataset.devices()]
+    targets = args.targets.split(",") if args.targets else measured[1:]
     train_items = item_sets(dataset, TRAIN_DEVICE)["subnets"][::2] + [reference_id(dataset, TRAIN_DEVICE)]
     print("| set | noise ceiling | " + " | ".join(kinds) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in kinds) + " |")
     with tempfile.TemporaryDirectory() as tmp:
         scenario("training device " + TRAIN_DEVICE, kinds, dataset, args.work, [TRAIN_DEVICE], train_items,
                  TRAIN_DEVICE, 0, Path(tmp))
-        for device in measured[1:]:
+        for device in [d for d in measured[1:] if d in targets]:
             for shots in (0, 10):
                 scenario("{} -> {}".format(TRAIN_DEVICE, device), kinds, dataset, args.work, [TRAIN_DEVICE],
                          train_items, device, shots, Path(tmp))
         ort = [d for d in measured if d.startswith("ort")]
-        if "mnn-1t" in measured and len(ort) > 1:
+        if "mnn-1t" in targets and len(ort) > 1:
             for shots in (0, 10):
                 scenario("{} -> mnn-1t".format("+".join(ort)), kinds, dataset, args.work, ort, train_items, "mnn-1t",
                          shots, Path(tmp))

@@ -136,6 +136,9 @@ def test_planted_device_predicted_from_its_kernels_alone(planted, tmp_path):
     truth = scored.measured_ms
     assert scored.mode == "new device" and len(truth) == len(SHAPES)
     assert np.allclose(scored.predicted_ms, truth, rtol=1e-6)
+    # with shots, b's own prices are fitted toward a's; b's kernels already explain its models, so they stay
+    with_shots = evaluate(predictor, config, dataset, "b", shots=4, measured="ratio", shot_selection="random")
+    assert predictor.adapted is not None and np.allclose(with_shots.predicted_ms, with_shots.measured_ms, rtol=1e-4)
     # bound to b, saved and loaded, it predicts b without the dataset
     from trainer.predictors.store import save_predictor
 

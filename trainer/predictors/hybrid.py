@@ -3,14 +3,16 @@
 Each node carries its kernel's latency on the device, from the device's own kernel profile, normalized by the LUT's
 total for the device's reference model (trainer.hybrid_features); the label is the latency ratio to the reference
 measured on the same device. A model's ratio is priced as nodecost prices work: non-negative prices, fitted by least
-squares on relative error, here per kernel group and source (a dense conv's LUT latency inside a model is not a
+squares on relative error and pulled toward the plain LUT total's prices by a strength chosen by leave-one-out, here
+per kernel group and source (a dense conv's LUT latency inside a model is not a
 depthwise one's, and the FLOPs/bytes fallback's guesses need a price of their own), plus the layout conversions, the
 kernel calls and a constant. With `structure`, nodecost's structural work columns (FLOPs, output elements, weights,
 calls per node kind) join them, to price what the kernel sum misses.
 
 What it learns is how a device's whole models relate to its kernels, which carries across devices: one price list
 per training device (one head), and a device it never trained on is its kernel profile and reference (0 shots: the
-average price list) or a non-negative mix of the price lists fitted to K measured models, as nodecost mixes.
+average price list) or, with K measured models, a non-negative mix of the price lists (as nodecost mixes) from which
+the device's own prices are then fitted, pulled toward the mix.
 
 Which device's kernels the features come from: while fitting, each head's own; afterwards the device bound by
 `bind_device` (trainer evaluate/adapt/predict/search with --dataset/--device) or picked by `select_device`. The
@@ -23,13 +25,40 @@ import numpy as np
 
 from edge_agent.errors import InputError
 from trainer.encoding import GraphEncoding
-from trainer.hybrid_features import DeviceKernels, device_kernels, graph_design
+from trainer.hybrid_features import GRAPH_COLUMNS, DeviceKernels, device_kernels, graph_design
 from trainer.predictors import register
 from trainer.predictors.base import FitHistory, ProgressFn
+from trainer.predictors.heads import choose_strength
 from trainer.predictors.lut import LUT_VOCABULARY, device_lut, lut_from_tensor, lut_tensor
-from trainer.predictors.nodecost import NODECOST_VOCABULARY, NodeCostPredictor, nnls_prices, summed_work
+from trainer.predictors.nodecost import NODECOST_VOCABULARY, NodeCostPredictor, summed_work
 
 HYBRID_VOCABULARY = NODECOST_VOCABULARY + tuple(op for op in LUT_VOCABULARY if op not in NODECOST_VOCABULARY)
+# The prices that make the hybrid the plain LUT total: every kernel, conversion and call at its LUT latency, nothing
+# per model. The fit is pulled toward them, so a column few training models exercise (the fallback's kernels in a
+# supernet's subnets) keeps the LUT's price instead of whatever fits those few models' noise.
+LUT_PRICES = np.asarray([0.0 if column == "constant" else 1.0 for column in GRAPH_COLUMNS])
+
+
+def prices_toward(relative: np.ndarray, target: np.ndarray, strength: float, prior: np.ndarray) -> np.ndarray:
+    """argmin ||relative · p − target||² + strength · ||p − prior||² over p ≥ 0."""
+    from scipy.optimize import nnls
+
+    root = np.sqrt(strength)
+    a = np.vstack([relative, root * np.eye(len(prior))])
+    return nnls(a, np.concatenate([target, root * prior]), maxiter=50 * len(prior))[0]
+
+
+def shrunk_prices(design: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """One device's prices on relative error, pulled toward `prior` by a strength chosen by leave-one-out."""
+    known = np.isfinite(y)
+    if known.sum() < 3:
+        return prior.copy()
+    relative, ones = design[known] / y[known, None], np.ones(int(known.sum()))
+
+    def fit(rows, target, strength):
+        return prices_toward(rows, target, strength, prior)
+
+    return fit(relative, ones, choose_strength(relative, ones, fit))
 
 
 @register("hybrid")
@@ -42,6 +71,7 @@ class HybridPredictor(NodeCostPredictor):
     def build(self) -> None:
         self.devices: List[DeviceKernels] = []  # the training devices', in head order
         self.bound: Optional[DeviceKernels] = None
+        self.adapted: Optional[np.ndarray] = None  # the bound device's own prices, once adapted to its points
         self.prices = np.zeros((0, self.n_heads))
 
     def prepare(self, dataset, devices: Sequence[str]) -> None:
@@ -66,6 +96,23 @@ class HybridPredictor(NodeCostPredictor):
     def select_device(self, index: int) -> None:
         super().select_device(index)
         self.bound = self.devices[index]
+        self.adapted = None
+
+    def adapt(self, encodings: Sequence[GraphEncoding], y: np.ndarray, seed: int) -> None:
+        """The training devices' mix (nodecost's), then the bound device's own prices fitted to its points (K shots
+        and the reference), pulled toward the mix's prices by a strength chosen by leave-one-out: a price the shots
+        do not pin down stays where the training devices put it. Fewer than 3 points: the mix alone."""
+        super().adapt(encodings, y, seed)
+        self.calibration = (1.0, 0.0)
+        self.adapted = None
+        if len(y) >= 3:
+            self.adapted = shrunk_prices(self.design(self.bound, encodings), np.asarray(y, dtype=np.float64),
+                                         self.prices @ self.mix)
+
+    def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        if self.adapted is None or self.bound is None:
+            return super().raw_predict(encodings)
+        return np.maximum(self.design(self.bound, encodings) @ self.adapted, 1e-12)
 
     def design(self, device: DeviceKernels, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         columns = graph_design(device, encodings, self.vocabulary)
@@ -78,8 +125,10 @@ class HybridPredictor(NodeCostPredictor):
             raise InputError("the hybrid predictor is built from the devices' kernel records (trainer fit --kind "
                              "hybrid --dataset ...)")
         train_y = np.asarray(train_y, dtype=np.float64).reshape(len(train), self.n_heads)
-        self.prices = np.hstack([nnls_prices(self.design(device, train), train_y[:, [j]])
-                                 for j, device in enumerate(self.devices)])
+        prior = LUT_PRICES if not self.hyper["structure"] else np.concatenate(
+            [LUT_PRICES, np.zeros(summed_work(train[:1], self.vocabulary).shape[1])])
+        self.prices = np.column_stack([shrunk_prices(self.design(device, train), train_y[:, j], prior)
+                                       for j, device in enumerate(self.devices)])
         return self.closed_form_history(val, val_y, progress)
 
     def head_ratios(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
@@ -94,6 +143,8 @@ class HybridPredictor(NodeCostPredictor):
     def tensors(self) -> Dict[str, np.ndarray]:
         tensors = dict(super().tensors(), reference_total_ns=np.asarray([d.reference_total_ns for d in self.devices]))
         tensors.update({"lut_json_{}".format(j): lut_tensor(d.table) for j, d in enumerate(self.devices)})
+        if self.adapted is not None:
+            tensors.update(adapted_prices=self.adapted.copy())
         if self.bound is not None:
             tensors.update(bound_lut_json=lut_tensor(self.bound.table),
                            bound_reference_total_ns=np.asarray([self.bound.reference_total_ns]))
@@ -107,5 +158,7 @@ class HybridPredictor(NodeCostPredictor):
         if "bound_lut_json" in tensors:
             self.bound = DeviceKernels(lut_from_tensor(tensors.pop("bound_lut_json"), "the bound device's LUT"),
                                        float(tensors.pop("bound_reference_total_ns")[0]))
+        if "adapted_prices" in tensors:
+            self.adapted = np.asarray(tensors.pop("adapted_prices"), dtype=np.float64)
         self.load_mix(tensors)
         self.prices = np.asarray(tensors["prices"], dtype=np.float64).reshape(-1, self.n_heads)
