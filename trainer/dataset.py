@@ -257,14 +257,14 @@ class Dataset:
             self.table_path.unlink()
 
     def _split_table(self) -> None:
-        """The version-1 table as one LEGACY_PART file per device, batch by batch (memory: a batch per device)."""
+        """The version-1 table as one LEGACY_PART file per device, batch by batch. ParquetFile streams within a row
+        group, where a dataset scan decodes a whole one first, and version 1 wrote its table as one row group."""
         import pyarrow.compute as pc
-        import pyarrow.dataset as ds
         import pyarrow.parquet as pq
 
         writers: Dict[str, Any] = {}
         try:
-            for batch in ds.dataset([str(self.table_path)], schema=_schema(), format="parquet").to_batches():
+            for batch in map(_conform, pq.ParquetFile(str(self.table_path)).iter_batches(batch_size=65536)):
                 for device in pc.unique(batch.column("device")).to_pylist():
                     if device not in writers:
                         directory = self.partition_dir(device)
@@ -289,6 +289,17 @@ class Dataset:
     def model_path(self, sha256: str) -> Optional[Path]:
         path = self.models_dir / "{}.onnx".format(sha256)
         return path if path.exists() else None
+
+
+def _conform(batch):
+    """A batch of an older file in _schema(): columns it lacks as nulls, the others cast (a column that was all
+    nulls when written has the null type)."""
+    import pyarrow as pa
+
+    schema = _schema()
+    columns = [batch.column(field.name).cast(field.type) if field.name in batch.schema.names
+               else pa.nulls(batch.num_rows, field.type) for field in schema]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _fresh(rows: List[Dict[str, Any]], known: Set[str]) -> List[Dict[str, Any]]:
