@@ -180,7 +180,8 @@ run() {
     mapfile -t env_lines < <(board_env)
     # A PID namespace of its own: the board's /proc lists its processes only (the agent's check looks there for
     # other agents), and when CMD, its PID 1, ends, or unshare is killed, every process it left is killed too.
-    unshare --mount --propagation private --pid --fork --kill-child -- \
+    # exec: killing this script's process is killing unshare.
+    exec unshare --mount --propagation private --pid --fork --kill-child -- \
         /bin/bash "${BASH_SOURCE[0]}" _chroot "$root" "${env_lines[@]}" "$@"
 }
 
