@@ -49,9 +49,10 @@ def _inventory(tmp_path):
     os.makedirs(roots["pi-broken"])
     common = {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-        # The install step copies the checkout's HEAD, which needs one (not an exported tree).
+        # The install step copies the checkout's HEAD, which needs one (not an exported tree); one copy per board, as
+        # on boards (four unpacking into one folder at once trip over each other).
         "edge_agent_copy_checkout": COPY_CHECKOUT,
-        "edge_agent_checkout_dir": str(tmp_path / "checkout") if COPY_CHECKOUT else REPO,
+        "edge_agent_checkout_dir": str(tmp_path / "checkout") + "/{{ inventory_hostname }}" if COPY_CHECKOUT else REPO,
         "edge_agent_venv": str(BIN.parent),
         "edge_agent_setup_dry_run": True, "edge_agent_system_packages": [], "edge_agent_become": False,
         "edge_agent_subnets": SUBNETS, "edge_agent_protocol": "quick", "edge_agent_poll_s": 1,
@@ -114,16 +115,20 @@ def _wait_for_job(path, deadline_s=600):
 def _run_resuming(command, env, frozen_group):
     """Run the playbook; let the frozen job go on once this run waits for it (it must not have started another)."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines, frozen = [], True
+    lines = []
     for line in process.stdout:
         lines.append(line)
-        if frozen and line.startswith("TASK [edge_agent : Wait for profile pass models]"):
-            os.killpg(frozen_group, signal.SIGCONT)
-            frozen = False
+        if line.startswith("TASK [edge_agent : Wait for profile pass models]"):
+            _resume(frozen_group)
     process.wait(timeout=900)
-    if frozen:  # the run never waited: nothing may stay stopped after the test
-        os.killpg(frozen_group, signal.SIGCONT)
     return process.returncode, "".join(lines)
+
+
+def _resume(group):
+    try:
+        os.killpg(group, signal.SIGCONT)
+    except ProcessLookupError:  # the job is over
+        pass
 
 
 def _records(bundle):
@@ -131,27 +136,19 @@ def _records(bundle):
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def test_playbook_profiles_ready_boards_skips_the_others_and_resumes(tmp_path):
-    inventory, roots = _inventory(tmp_path)
-    original = {host: (Path(root) / GOVERNOR).read_text().strip() for host, root in roots.items() if host != "pi-broken"}
-    command, env = _playbook(inventory, _env(tmp_path))
-    bundles = {host: tmp_path / "board" / (host + "-ort-1t") for host in ("pi-attach", "pi-resume")}
-
-    # A run cut off while both boards profile (both markers at once: boards profiling one after the other fail
-    # here). pi-attach's job is held stopped until the next run waits for it; pi-resume's goes on without the
-    # playbook, and finishes.
-    jids = _cut_off_while_profiling(command, env, [Path(str(b) + ".ansible-job.json") for b in bundles.values()])
-    frozen_group = _profile_process_group(bundles["pi-attach"])
-    os.killpg(frozen_group, signal.SIGSTOP)
+def _check_cut_off_run(tmp_path, roots, bundles, resume_jid):
+    """What the killed run left: pi-attach still tuned, pi-resume's profile finished without the playbook."""
     assert (Path(roots["pi-attach"]) / GOVERNOR).read_text().strip() == "performance"  # killed before its reset
-    job = _wait_for_job(tmp_path / "async" / jids[1])
+    job = _wait_for_job(tmp_path / "async" / resume_jid)
     assert job["rc"] in (0, 3), job.get("stderr")
     measured = _records(bundles["pi-resume"])
     assert len({r["item_id"] for r in measured if r["item_kind"] == "subnet"}) == SUBNETS
     assert {r["item_id"] for r in measured if r["status"] == "ok"} == {r["item_id"] for r in measured}
-    assert (tmp_path / "checkout" / "setup_rpi.sh").exists() == COPY_CHECKOUT
+    assert (tmp_path / "checkout" / "pi-attach" / "setup_rpi.sh").exists() == COPY_CHECKOUT
+    return measured
 
-    returncode, out = _run_resuming(command, env, frozen_group)
+
+def _check_summary(tmp_path, returncode, out):
     summary = json.loads((tmp_path / "fetched" / "fleet-summary.json").read_text())
     assert summary["schema_version"] == 1
     status = {b["board"]: b for b in summary["boards"]}
@@ -161,6 +158,29 @@ def test_playbook_profiles_ready_boards_skips_the_others_and_resumes(tmp_path):
     assert "not profiled: pi-broken (see fleet-summary.json)" in out
     assert "under_voltage_now" in status["pi-throttled"]["detail"]
     assert "Tune the CPU for measuring" in status["pi-broken"]["detail"]
+    return status
+
+
+def test_playbook_profiles_ready_boards_skips_the_others_and_resumes(tmp_path):
+    inventory, roots = _inventory(tmp_path)
+    original = {host: (Path(roots[host]) / GOVERNOR).read_text().strip() for host in ("pi-attach", "pi-resume",
+                                                                                    "pi-throttled")}
+    command, env = _playbook(inventory, _env(tmp_path))
+    bundles = {host: tmp_path / "board" / (host + "-ort-1t") for host in ("pi-attach", "pi-resume")}
+
+    # A run cut off while both boards profile (both markers at once: boards profiling one after the other fail
+    # here). pi-attach's job is held stopped until the next run waits for it; pi-resume's goes on without the
+    # playbook, and finishes.
+    jids = _cut_off_while_profiling(command, env, [Path(str(b) + ".ansible-job.json") for b in bundles.values()])
+    frozen_group = _profile_process_group(bundles["pi-attach"])
+    os.killpg(frozen_group, signal.SIGSTOP)
+    try:
+        measured = _check_cut_off_run(tmp_path, roots, bundles, jids[1])
+        returncode, out = _run_resuming(command, env, frozen_group)
+    finally:  # nothing stays stopped after the test, whatever failed
+        _resume(frozen_group)
+    status = _check_summary(tmp_path, returncode, out)
+
     # pi-resume's pass ran again and found every item measured: no record was added. pi-attach's job, held stopped
     # meanwhile, measured every item (a second agent on its bundle would have been refused, and the board failed;
     # the stop may cost an item a retry).
