@@ -8,12 +8,8 @@ import glob
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tarfile
-import time
 
 import onnx
 import pytest
@@ -28,8 +24,6 @@ PI_FIXTURE = CHECKOUT + "/tests/fixtures/rpi4"
 VENV = "/root/edge-agent-venv"
 AGENT = VENV + "/bin/edge-agent"
 WORK = "/root/work"
-PLAYBOOK_SYSROOT = "/root/pi4-sysroot"
-GOVERNOR = "sys/devices/system/cpu/cpufreq/policy0/scaling_governor"
 RUNTIMES = ("ort", "mnn")
 EM_AARCH64 = 183
 COMPILED = ("onnxruntime/capi/onnxruntime_pybind11_state*.so", "_mnncengine*.so")  # onnxruntime's and MNN's
@@ -174,84 +168,3 @@ def test_trainer_ingests_the_board_bundles(packed, tmp_path):
     assert all(name.startswith("qemu-emulated-aarch64") for name in devices), devices
     assert all(device["valid"] == device["rows"] > 0 for device in devices.values()), devices
 
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_banner(port, process, deadline_s=600):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "sshd in the board exited: {}".format(process.stdout.read())
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
-                if connection.recv(64).startswith(b"SSH-"):
-                    return
-        except OSError:
-            time.sleep(1)
-    raise AssertionError("sshd in the board never answered on port {}".format(port))
-
-
-@pytest.fixture(scope="module")
-def sshd(board, installed, tmp_path_factory):
-    """The board's sshd on a loopback port, root by key only: how Ansible reaches it. (port, private key)."""
-    keys = tmp_path_factory.mktemp("ssh")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "id")], check=True)
-    os.makedirs(board + "/root/.ssh", mode=0o700, exist_ok=True)
-    shutil.copyfile(str(keys / "id.pub"), board + "/root/.ssh/authorized_keys")
-    port = _free_port()
-    command = "mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -p {} -o ListenAddress=127.0.0.1 -o UsePAM=no " \
-              "-o PasswordAuthentication=no".format(port)
-    process = subprocess.Popen(["nice", "-n", "19", "bash", SCRIPT, "run", board, "/bin/sh", "-c", command],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                               start_new_session=True)
-    try:
-        _wait_for_banner(port, process)
-        yield port, str(keys / "id")
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the board's PID 1 ends, and with it everything Ansible started
-        process.wait(timeout=60)
-        process.stdout.close()
-
-
-def _fleet_inventory(tmp_path, port, key, board):
-    # tune and reset write the sysroot: a copy of the Pi 4 fixture inside the board, not the board's own /sys.
-    shutil.copytree(os.path.join(REPO, "tests", "fixtures", "rpi4"), board + PLAYBOOK_SYSROOT, symlinks=True)
-    copy_checkout = os.path.exists(os.path.join(REPO, ".git"))  # the install copies the committed HEAD
-    board_vars = {
-        "ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": "root",
-        "ansible_ssh_private_key_file": key, "ansible_python_interpreter": "/usr/bin/python3",
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes",
-        "edge_agent_sysroot": PLAYBOOK_SYSROOT, "edge_agent_copy_checkout": copy_checkout,
-        "edge_agent_checkout_dir": "/root/edge-latency" if copy_checkout else CHECKOUT, "edge_agent_venv": VENV,
-        # setup_rpi.sh on the Pi fixture finds the Pi's packages in the base root: nothing for apt to do
-        "edge_agent_system_packages": [], "edge_agent_become": False,
-        "edge_agent_subnets": 2, "edge_agent_protocol": "quick", "edge_agent_poll_s": 5,
-        "edge_agent_profile_args": FAST[2:], "edge_agent_results_dir": "/root/fleet-results",
-        "edge_agent_fetch_dir": str(tmp_path / "fetched"),
-    }
-    path = tmp_path / "hosts.yml"
-    path.write_text(json.dumps({"boards": {"hosts": {"arm64-board": board_vars}}}))  # JSON is YAML
-    return path
-
-
-def test_playbook_drives_the_board_over_ssh(board, sshd, tmp_path):
-    bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "fleet", "ansible.cfg"),
-               ANSIBLE_HOME=str(tmp_path / "ansible"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-               ANSIBLE_NOCOLOR="1", PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
-    inventory = _fleet_inventory(tmp_path, *sshd, board)
-    played = subprocess.run(["nice", "-n", "19", os.path.join(bin_dir, "ansible-playbook"), "-i", str(inventory),
-                             os.path.join(REPO, "fleet", "profile.yml")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, universal_newlines=True, timeout=1800)
-    assert played.returncode == 0, played.stdout[-4000:]
-    summary = json.loads((tmp_path / "fetched" / "fleet-summary.json").read_text())
-    assert [(b["board"], b["status"]) for b in summary["boards"]] == [("arm64-board", "fetched")]
-    files = _bundle_files(summary["boards"][0]["detail"])
-    assert json.loads(files["manifest.json"])["fingerprint"]["arch"] == "aarch64"
-    with open(board + PLAYBOOK_SYSROOT + "/" + GOVERNOR) as handle:
-        assert handle.read().strip() == "ondemand"  # reset put back what tune changed
-    done = run_cli("trainer", "ingest", str(tmp_path / "fetched"), "--dataset", str(tmp_path / "data"))
-    assert done.returncode == 0, done.stdout + done.stderr

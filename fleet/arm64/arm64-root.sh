@@ -20,8 +20,7 @@ CACHE="${ARM64_ROOT_CACHE:-/var/cache/edge-latency/arm64-root}"
 PIP_CACHE="$CACHE/../arm64-pip"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
-# What setup_rpi.sh installs on a Pi (python3-venv, python3-pip, tmux), and sshd for driving the board with Ansible.
-PACKAGES=python3,python3-venv,python3-pip,ca-certificates,tmux,openssh-server
+PACKAGES=python3,python3-venv,python3-pip,ca-certificates
 # Bump when the build steps change: the cache key is this recipe, not the script's text.
 RECIPE="v1 $SUITE arm64 minbase $PACKAGES"
 HOST_PACKAGES=(qemu-user-static debootstrap binfmt-support)
@@ -80,8 +79,9 @@ build_locked() {
     rm -rf --one-file-system "$partial"
     mkdir -p "$partial"
     say "debootstrap $SUITE arm64 ($PACKAGES) from $MIRROR: a few minutes"
-    # In a private mount namespace: the /proc and /sys debootstrap mounts in the root end with it, also on failure.
-    unshare --mount --propagation private -- debootstrap --arch=arm64 --variant=minbase --include="$PACKAGES" \
+    # In namespaces of its own: the /proc debootstrap mounts in the root and the package scripts it runs end with
+    # it, also when it is killed.
+    unshare --mount --propagation private --pid --fork --kill-child -- debootstrap --arch=arm64 --variant=minbase --include="$PACKAGES" \
         "$SUITE" "$partial/root" "$MIRROR" > "$partial/debootstrap.log" 2>&1 \
         || die "debootstrap failed; see $partial/debootstrap.log"
     rm -f "$partial/root/var/cache/apt/archives/"*.deb
