@@ -94,6 +94,8 @@ SKIPPED: Dict[str, str] = {
     "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/build_qed_models.py":
         "builds 87 CNNs' graphs with the bench extra, about a minute (tiny graphs stand in)",
     ".venv/bin/trainer calibration-set": "chooses from 2,000 candidates: 1-2 minutes",
+    ".venv/bin/python benchmarks/bench_int8.py": "measures 34 models in fp32 and INT8 for minutes; "
+                                                 "tests/test_quantize.py measures INT8 on tiny models",
     ".venv/bin/trainer predict --predictor pred/P-myboard --spec calib/specs.json":
         "predicts calibration-set's specs, and calibration-set is not run (above)",
 }
