@@ -19,6 +19,7 @@ device's reference latency), as the labels are.
 
 import argparse
 import os
+from dataclasses import replace
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,7 @@ from trainer.examples import load_examples  # noqa: E402
 from trainer.fitting import fit  # noqa: E402
 from trainer.ingest import ingest  # noqa: E402
 from trainer.metrics import score  # noqa: E402
-from trainer.predictors.store import load_predictor  # noqa: E402
+from trainer.predictors.store import CONFIG, load_predictor  # noqa: E402
 
 KINDS = ("flops", "additive", "lut", "gcn", "nodecost", "hybrid")
 SETS = ("subnets", "zoo")
@@ -77,8 +78,9 @@ def noise_ceiling(work: Path, device: str, which: str) -> Optional[float]:
 def fitted(kind: str, dataset: Dataset, devices: Sequence[str], items: Sequence[str], out: Path):
     """`kind`, or `kind:option` for a boolean hyper-parameter set (hybrid:structure)."""
     name, _, option = kind.partition(":")
-    fit(dataset, devices, name, len(items), seed=0, hyper={option: True} if option else None, out_dir=out,
-        items=items)
+    if not (out / CONFIG).exists():  # fitted once per kind and training set, then loaded fresh for each scoring
+        fit(dataset, devices, name, len(items), seed=0, hyper={option: True} if option else None, out_dir=out,
+            items=items)
     return load_predictor(out)
 
 
@@ -97,21 +99,41 @@ def scored(kind: str, dataset: Dataset, train_devices: Sequence[str], train_item
     """trainer.evaluation.Evaluation of the kind on `device`. The LUT belongs to one device: on a new one it is that
     device's own LUT, calibrated on the same shots and the reference the others adapt to."""
     if kind == "lut" and device not in train_devices:
-        items = shot_ids(dataset, device, shots) + [reference_id(dataset, device)]
+        items = shot_ids(dataset, device, shots) + [reference_id(dataset, device)] if shots else []
         predictor, config = fitted(kind, dataset, [device], items, tmp / "{}-{}-{}".format(kind, device, shots))
-        return evaluate(predictor, config, dataset, device, 0, measured="ratio", coverage=COVERAGE)
+        evaluation = evaluate(predictor, config, dataset, device, 0, measured="ratio", coverage=COVERAGE)
+        return evaluation if shots else _relative_to_reference(evaluation, predictor, dataset, device)
     predictor, config = fitted(kind, dataset, train_devices, train_items, tmp / "{}-{}".format(
         kind.replace(":", "-"), "+".join(train_devices)))
     return evaluate(predictor, config, dataset, device, shots, seed=0, measured="ratio", shot_selection="random",
                     coverage=COVERAGE)
 
 
+def _relative_to_reference(evaluation, predictor, dataset: Dataset, device: str):
+    """The uncalibrated LUT at 0 shots, as a ratio to its prediction of the reference times the measured reference:
+    the one measurement the other predictors get at 0 shots."""
+    from trainer.encoding_cache import EncodingCache
+    from trainer.examples import encode_examples
+
+    reference = [e for e in load_examples(dataset, [device]) if e.is_reference][:1]
+    encoding = encode_examples(reference, dataset, EncodingCache(dataset.encodings_dir, predictor.vocabulary))
+    factor = evaluation.reference_ms / float(predictor.predict(encoding)[0])
+    return replace(evaluation, predicted_ms=evaluation.predicted_ms * factor,
+                   metrics=score(evaluation.measured_ms, evaluation.predicted_ms * factor), interval=None)
+
+
 def by_set(evaluation, sets: Dict[str, List[str]]) -> Dict[str, Dict[str, float]]:
+    """Metrics per set of items, with the share inside the prediction interval where it is bounded."""
     out = {}
     for name in SETS:
         keep = [i for i, item in enumerate(evaluation.ids) if item in set(sets[name])]
         if len(keep) >= 2:
             out[name] = score(evaluation.measured_ms[keep], evaluation.predicted_ms[keep])
+            high = None if evaluation.high_ms is None else np.asarray(evaluation.high_ms, dtype=float)[keep]
+            if high is not None and np.isfinite(high).all():
+                low = np.asarray(evaluation.low_ms, dtype=float)[keep]
+                out[name]["coverage"] = float(np.mean((low <= evaluation.measured_ms[keep]) &
+                                                      (evaluation.measured_ms[keep] <= high)))
     return out
 
 
@@ -128,9 +150,13 @@ def scenario(label: str, kinds: Sequence[str], dataset: Dataset, work: Path, tra
             print("  {} on {}: {}: {}".format(kind, device, type(exc).__name__, exc), flush=True)
             continue
         cells[kind] = by_set(evaluation, sets)
-        if evaluation.interval and evaluation.interval.get("empirical_coverage") is not None:
-            intervals.append("{} {:.0%} (width {:.0%})".format(kind, evaluation.interval["empirical_coverage"],
-                                                               evaluation.interval["mean_relative_width"]))
+        report = evaluation.interval or {}
+        if report.get("mean_relative_width") is not None:
+            intervals.append("{} {} (width {:.0%})".format(kind, " / ".join(
+                "{} {:.0%}".format(name, m["coverage"]) for name, m in cells[kind].items() if "coverage" in m),
+                report["mean_relative_width"]))
+        elif report:
+            intervals.append("{} unbounded (too few held-out residuals)".format(kind))
     for name in SETS:
         ceiling = noise_ceiling(work, device, name)
         row = ["{} ({}, K={})".format(label, name, shots), "—" if ceiling is None else "{:.0%}".format(ceiling)]
@@ -140,6 +166,27 @@ def scenario(label: str, kinds: Sequence[str], dataset: Dataset, work: Path, tra
         print("| " + " | ".join(row) + " |", flush=True)
     if intervals:
         print("  coverage at nominal {:.0%}: {}".format(COVERAGE, "; ".join(intervals)), flush=True)
+
+
+def zoo_left_out(kinds: Sequence[str], dataset: Dataset, work: Path, train_items: Sequence[str], tmp: Path) -> None:
+    """The training device's zoo networks, each predicted by a predictor trained on the subnets and the other zoo
+    networks: networks unlike the subnets, with some like them in training."""
+    zoo = item_sets(dataset, TRAIN_DEVICE)["zoo"]
+    row = ["training device {} (zoo, each left out)".format(TRAIN_DEVICE)]
+    ceiling = noise_ceiling(work, TRAIN_DEVICE, "zoo")
+    row.append("—" if ceiling is None else "{:.0%}".format(ceiling))
+    for kind in kinds:
+        measured, predicted = [], []
+        for held in zoo:
+            items = list(train_items) + [z for z in zoo if z != held]
+            predictor, config = fitted(kind, dataset, [TRAIN_DEVICE], items, tmp / "loo-{}-{}".format(kind.replace(":", "-"), held))
+            evaluation = evaluate(predictor, config, dataset, TRAIN_DEVICE, 0, measured="ratio", coverage=COVERAGE)
+            index = evaluation.ids.index(held)
+            measured.append(evaluation.measured_ms[index])
+            predicted.append(evaluation.predicted_ms[index])
+        m = score(np.asarray(measured), np.asarray(predicted))
+        row.append("{:.0%} ({:.3f})".format(m["within_10"], m["spearman"]))
+    print("| " + " | ".join(row) + " |", flush=True)
 
 
 def search_check(dataset: Dataset, work: Path, train_items: Sequence[str], tmp: Path, device: str = "mnn-1t") -> None:
@@ -184,6 +231,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scenario("training device " + TRAIN_DEVICE, kinds, dataset, args.work, [TRAIN_DEVICE], train_items,
                  TRAIN_DEVICE, 0, Path(tmp))
+        zoo_left_out([k for k in kinds if k != "gcn"], dataset, args.work, train_items, Path(tmp))
         for device in [d for d in measured[1:] if d in targets]:
             for shots in (0, 10):
                 scenario("{} -> {}".format(TRAIN_DEVICE, device), kinds, dataset, args.work, [TRAIN_DEVICE],

@@ -24,8 +24,12 @@ SOURCES = (EXACT, REGRESSOR, FALLBACK)
 # Per node: its kernel's normalized latency (0 for a node fused into another's kernel), the source one-hot, the
 # group one-hot (what the node's kernel is; zeros for fused nodes).
 NODE_FEATURES = ("lut_latency",) + tuple("source_" + s for s in SOURCES) + tuple("group_" + g for g in SCALE_GROUPS)
-# Per graph: measured (exact or regressor) latency per group, fallback latency, layout conversions, calls, a constant.
-GRAPH_COLUMNS = tuple(g for g in SCALE_GROUPS if g != "layout") + ("fallback", "layout", "calls", "constant")
+# Per graph: measured (exact or regressor) latency per group, fallback latency, layout conversions, calls, a constant,
+# and the weights fetched again on every inference: the bytes beyond a cache (trainer.predictors.hybrid picks its
+# size as lut.calibration does), per ns of the reference's LUT total. This column holds all the weight bytes; the
+# predictor subtracts the cache.
+GRAPH_COLUMNS = tuple(g for g in SCALE_GROUPS if g != "layout") + ("fallback", "layout", "calls", "constant",
+                                                                    "weights")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ def graph_design(device: DeviceKernels, encodings: Sequence[GraphEncoding], voca
         row[GRAPH_COLUMNS.index("layout")] = total.layout_ns / device.reference_total_ns
         row[GRAPH_COLUMNS.index("calls")] = total.kernels * device.table.call_overhead_ns / device.reference_total_ns
         row[GRAPH_COLUMNS.index("constant")] = 1.0
+        row[GRAPH_COLUMNS.index("weights")] = total.weight_bytes / device.reference_total_ns
         rows.append(row)
     return np.asarray(rows).reshape(len(encodings), len(GRAPH_COLUMNS))
 

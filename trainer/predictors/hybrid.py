@@ -4,7 +4,8 @@ Each node carries its kernel's latency on the device, from the device's own kern
 total for the device's reference model (trainer.hybrid_features); the label is the latency ratio to the reference
 measured on the same device. A model's ratio is priced as nodecost prices work: non-negative prices, fitted by least
 squares on relative error and pulled toward the plain LUT total's prices by a strength chosen by leave-one-out, here
-per kernel group and source (a dense conv's LUT latency inside a model is not a
+per kernel group and source, plus the weights that do not fit in a cache (its size chosen by leave-one-out, as the
+LUT's calibration chooses it) (a dense conv's LUT latency inside a model is not a
 depthwise one's, and the FLOPs/bytes fallback's guesses need a price of their own), plus the layout conversions, the
 kernel calls and a constant. With `structure`, nodecost's structural work columns (FLOPs, output elements, weights,
 calls per node kind) join them, to price what the kernel sum misses.
@@ -19,7 +20,7 @@ Which device's kernels the features come from: while fitting, each head's own; a
 bound device's LUT travels in the saved predictor, so an adapted hybrid predicts without the dataset.
 """
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,7 +37,9 @@ HYBRID_VOCABULARY = NODECOST_VOCABULARY + tuple(op for op in LUT_VOCABULARY if o
 # The prices that make the hybrid the plain LUT total: every kernel, conversion and call at its LUT latency, nothing
 # per model. The fit is pulled toward them, so a column few training models exercise (the fallback's kernels in a
 # supernet's subnets) keeps the LUT's price instead of whatever fits those few models' noise.
-LUT_PRICES = np.asarray([0.0 if column == "constant" else 1.0 for column in GRAPH_COLUMNS])
+LUT_PRICES = np.asarray([0.0 if column in ("constant", "weights") else 1.0 for column in GRAPH_COLUMNS])
+WEIGHTS = GRAPH_COLUMNS.index("weights")
+CACHE_CANDIDATES_BYTES = (None,) + tuple(mib * 2 ** 20 for mib in (1, 2, 4, 8, 16))  # None: no weight term
 
 
 def prices_toward(relative: np.ndarray, target: np.ndarray, strength: float, prior: np.ndarray) -> np.ndarray:
@@ -48,17 +51,40 @@ def prices_toward(relative: np.ndarray, target: np.ndarray, strength: float, pri
     return nnls(a, np.concatenate([target, root * prior]), maxiter=50 * len(prior))[0]
 
 
-def shrunk_prices(design: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """One device's prices on relative error, pulled toward `prior` by a strength chosen by leave-one-out."""
+def streamed(design: np.ndarray, cache_bytes: Optional[float], reference_total_ns: float) -> np.ndarray:
+    """The design with its weights column cut to the bytes beyond the cache (none: no weight term)."""
+    design = design.copy()
+    design[:, WEIGHTS] = 0.0 if cache_bytes is None else np.maximum(
+        design[:, WEIGHTS] - cache_bytes / reference_total_ns, 0.0)
+    return design
+
+
+def shrunk_prices(design: np.ndarray, y: np.ndarray, prior: np.ndarray) -> Tuple[np.ndarray, float]:
+    """One device's prices on relative error, pulled toward `prior` by a strength chosen by leave-one-out, and that
+    leave-one-out squared error (infinite with fewer than 3 points, where the prior is kept)."""
     known = np.isfinite(y)
     if known.sum() < 3:
-        return prior.copy()
+        return prior.copy(), float("inf")
     relative, ones = design[known] / y[known, None], np.ones(int(known.sum()))
 
     def fit(rows, target, strength):
         return prices_toward(rows, target, strength, prior)
 
-    return fit(relative, ones, choose_strength(relative, ones, fit))
+    strength = choose_strength(relative, ones, fit)
+    left_out = [relative[i] @ fit(np.delete(relative, i, 0), np.delete(ones, i), strength) - 1.0
+                for i in range(len(ones))]
+    return fit(relative, ones, strength), float(np.mean(np.square(left_out)))
+
+
+def priced(design: np.ndarray, y: np.ndarray, prior: np.ndarray, reference_total_ns: float
+           ) -> Tuple[np.ndarray, Optional[float]]:
+    """(prices, cache bytes): the weight term's cache chosen among CACHE_CANDIDATES_BYTES by leave-one-out, as
+    lut.calibration chooses it, "no term" winning ties within 1 %."""
+    fits = {cache: shrunk_prices(streamed(design, cache, reference_total_ns), y, prior)
+            for cache in CACHE_CANDIDATES_BYTES}
+    best = min(error for _, error in fits.values())
+    cache = next(c for c in CACHE_CANDIDATES_BYTES if fits[c][1] <= best * 1.01 + 1e-12)
+    return fits[cache][0], cache
 
 
 @register("hybrid")
@@ -73,6 +99,8 @@ class HybridPredictor(NodeCostPredictor):
         self.bound: Optional[DeviceKernels] = None
         self.adapted: Optional[np.ndarray] = None  # the bound device's own prices, once adapted to its points
         self.prices = np.zeros((0, self.n_heads))
+        # per head, then for the adapted prices: the weight term's cache in bytes (NaN: no weight term)
+        self.caches = np.full(self.n_heads + 1, np.nan)
 
     def prepare(self, dataset, devices: Sequence[str]) -> None:
         self.devices = [self.device_kernels(dataset, device) for device in devices]
@@ -101,24 +129,34 @@ class HybridPredictor(NodeCostPredictor):
     def adapt(self, encodings: Sequence[GraphEncoding], y: np.ndarray, seed: int) -> None:
         """The training devices' mix (nodecost's), then the bound device's own prices fitted to its points (K shots
         and the reference), pulled toward the mix's prices by a strength chosen by leave-one-out: a price the shots
-        do not pin down stays where the training devices put it. Fewer than 3 points: the mix alone."""
+        do not pin down stays where the training devices put it. Fewer than 3 points (0 shots: the reference alone): the
+        mix, shifted so that the points' ratios come out as measured."""
         super().adapt(encodings, y, seed)
-        self.calibration = (1.0, 0.0)
         self.adapted = None
         if len(y) >= 3:
-            self.adapted = shrunk_prices(self.design(self.bound, encodings), np.asarray(y, dtype=np.float64),
-                                         self.prices @ self.mix)
+            self.calibration = (1.0, 0.0)
+            self.adapted, cache = priced(self.design(self.bound, encodings), np.asarray(y, dtype=np.float64),
+                                         self.prices @ self.mix, self.bound.reference_total_ns)
+            self.caches[-1] = np.nan if cache is None else cache
+        else:
+            self.calibrate(encodings, y)  # the level from the reference, whose ratio is 1 by definition
 
     def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         if self.adapted is None or self.bound is None:
             return super().raw_predict(encodings)
-        return np.maximum(self.design(self.bound, encodings) @ self.adapted, 1e-12)
+        design = streamed(self.design(self.bound, encodings), self.cache(-1), self.bound.reference_total_ns)
+        return np.maximum(design @ self.adapted, 1e-12)
 
     def design(self, device: DeviceKernels, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        """The device's features of the graphs, the weights column uncut (trainer.hybrid_features)."""
         columns = graph_design(device, encodings, self.vocabulary)
         if self.hyper["structure"]:
             columns = np.hstack([columns, summed_work(encodings, self.vocabulary)])
         return columns
+
+    def cache(self, index: int) -> Optional[float]:
+        value = float(self.caches[index])
+        return None if np.isnan(value) else value
 
     def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
         if len(self.devices) != self.n_heads:
@@ -127,21 +165,27 @@ class HybridPredictor(NodeCostPredictor):
         train_y = np.asarray(train_y, dtype=np.float64).reshape(len(train), self.n_heads)
         prior = LUT_PRICES if not self.hyper["structure"] else np.concatenate(
             [LUT_PRICES, np.zeros(summed_work(train[:1], self.vocabulary).shape[1])])
-        self.prices = np.column_stack([shrunk_prices(self.design(device, train), train_y[:, j], prior)
-                                       for j, device in enumerate(self.devices)])
+        fits = [priced(self.design(device, train), train_y[:, j], prior, device.reference_total_ns)
+                for j, device in enumerate(self.devices)]
+        self.prices = np.column_stack([prices for prices, _ in fits])
+        self.caches = np.asarray([np.nan if cache is None else cache for _, cache in fits] + [np.nan])
         return self.closed_form_history(val, val_y, progress)
 
     def head_ratios(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         """[n, heads]: each head's prices on the bound device's features; unbound (while fitting), on its own."""
         if self.bound is not None:
-            ratios = self.design(self.bound, encodings) @ self.prices
+            design = self.design(self.bound, encodings)
+            ratios = np.column_stack([streamed(design, self.cache(j), self.bound.reference_total_ns)
+                                      @ self.prices[:, j] for j in range(self.n_heads)])
         else:
-            ratios = np.column_stack([self.design(device, encodings) @ self.prices[:, j]
+            ratios = np.column_stack([streamed(self.design(device, encodings), self.cache(j),
+                                               device.reference_total_ns) @ self.prices[:, j]
                                       for j, device in enumerate(self.devices)])
         return np.maximum(ratios.reshape(len(encodings), self.n_heads), 1e-12)
 
     def tensors(self) -> Dict[str, np.ndarray]:
-        tensors = dict(super().tensors(), reference_total_ns=np.asarray([d.reference_total_ns for d in self.devices]))
+        tensors = dict(super().tensors(), reference_total_ns=np.asarray([d.reference_total_ns for d in self.devices]),
+                       cache_bytes=self.caches.copy())
         tensors.update({"lut_json_{}".format(j): lut_tensor(d.table) for j, d in enumerate(self.devices)})
         if self.adapted is not None:
             tensors.update(adapted_prices=self.adapted.copy())
@@ -153,6 +197,7 @@ class HybridPredictor(NodeCostPredictor):
     def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
         tensors = dict(tensors)
         totals = np.asarray(tensors.pop("reference_total_ns"), dtype=np.float64)
+        self.caches = np.asarray(tensors.pop("cache_bytes"), dtype=np.float64)
         self.devices = [DeviceKernels(lut_from_tensor(tensors.pop("lut_json_{}".format(j)), "a training device's "
                                                       "LUT"), float(total)) for j, total in enumerate(totals)]
         if "bound_lut_json" in tensors:
