@@ -90,6 +90,9 @@ SKIPPED: Dict[str, str] = {
         "drives boards over SSH; tests/test_fleet_playbook.py runs the playbook against this machine",
     ".venv/bin/trainer ingest": "needs a measured bundle; tests/test_trainer_ingest.py ingests them",
     ".venv/bin/trainer fit --kind lut": "needs kernel records from `edge-agent profile --kernels`",
+    ".venv/bin/trainer fit --kind hybrid": "needs kernel records; tests/test_hybrid.py fits one on a planted device",
+    ".venv/bin/trainer evaluate --predictor pred/hybrid": "needs the hybrid above; tests/test_hybrid.py evaluates one",
+    ".venv/bin/trainer search --predictor pred/hybrid": "needs the hybrid above; tests/test_hybrid.py searches with one",
     ".venv/bin/pip install": "installs packages from the network",
     "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/build_qed_models.py":
         "builds 87 CNNs' graphs with the bench extra, about a minute (tiny graphs stand in)",
