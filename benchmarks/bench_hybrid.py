@@ -176,6 +176,9 @@ def zoo_left_out(kinds: Sequence[str], dataset: Dataset, work: Path, train_items
     ceiling = noise_ceiling(work, TRAIN_DEVICE, "zoo")
     row.append("—" if ceiling is None else "{:.0%}".format(ceiling))
     for kind in kinds:
+        if kind == "gcn":  # 21 GCN fits of minutes each: left out of this row
+            row.append("—")
+            continue
         measured, predicted = [], []
         for held in zoo:
             items = list(train_items) + [z for z in zoo if z != held]
@@ -231,7 +234,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scenario("training device " + TRAIN_DEVICE, kinds, dataset, args.work, [TRAIN_DEVICE], train_items,
                  TRAIN_DEVICE, 0, Path(tmp))
-        zoo_left_out([k for k in kinds if k != "gcn"], dataset, args.work, train_items, Path(tmp))
+        zoo_left_out(kinds, dataset, args.work, train_items, Path(tmp))
         for device in [d for d in measured[1:] if d in targets]:
             for shots in (0, 10):
                 scenario("{} -> {}".format(TRAIN_DEVICE, device), kinds, dataset, args.work, [TRAIN_DEVICE],
