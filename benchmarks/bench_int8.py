@@ -11,11 +11,12 @@ INT8 models for MNN (docs/int8.md).
 Prints a markdown table (model, fp32 ms, INT8 ms, INT8 ÷ fp32, ops left in fp32) and the spread: min / median / max,
 and the share of models a constant factor (the median ratio) puts within ±10 % of their INT8 latency.
 
-Benchmarks 2 and 3 on this machine (`--predict`): cifar-supernet subnets profiled fp32, INT8, fp32, INT8 (two passes
-of each precision, back to back, one window of time), each pass's second against its first as the noise ceiling
-(bench_noise_ceiling.py --second); then the first passes ingested as two devices, `nodecost` and `additive` fitted
-per device and scored on the subnets they did not train on (same device, ±10 %), and the fp32 predictor moved to
-the INT8 device with K = 0 and 10 chosen shots (`trainer evaluate --shots`).
+Benchmarks 2 and 3 on this machine (`--predict`): cifar-supernet subnets and the zoo's CNNs (96×96, interleaved with
+the cifar-supernet reference) profiled fp32, INT8, fp32, INT8 (two passes of each precision, back to back, one window
+of time), each pass's second against its first as the noise ceiling (bench_noise_ceiling.py --second); then the first
+passes ingested as two devices, `nodecost` and `additive` fitted per device and scored, per set, on the items they
+did not train on (same device, ±10 %), and the fp32 predictor moved to the INT8 device with K = 0 and 10 chosen
+shots (`trainer evaluate --shots`).
 
   python benchmarks/bench_int8.py --predict --out runs/int8-predict [--subnets 40] [--train-size N]
 """
@@ -107,27 +108,34 @@ def _cli(module: str, *args) -> str:
 
 def predict(args, extra: List[str]) -> None:
     """Benchmarks 2 and 3 (the module's docstring)."""
+    from hybrid_measure import write_models as write_zoo
+
+    reference = write_zoo(args.out)  # zoo-models/ at 96x96 and the cifar-supernet reference
     passes = [("fp32", 1, []), ("int8", 1, ["--quantize", "int8"]), ("fp32", 2, []),
               ("int8", 2, ["--quantize", "int8"])]
     for precision, number, flags in passes:
         _cli("edge_agent", "profile", "--space", "cifar-supernet", "--subnets", args.subnets,
              "--out", os.path.join(args.out, "{}-{}".format(precision, number)), *extra, *flags)
+        _cli("edge_agent", "profile", "--models", os.path.join(args.out, "zoo-models"), "--reference", reference,
+             "--out", os.path.join(args.out, "{}-{}-zoo".format(precision, number)), *extra, *flags)
     for precision in ("fp32", "int8"):
-        first, second = (os.path.join(args.out, "{}-{}".format(precision, n)) for n in (1, 2))
-        print("noise ceiling, {}:".format(precision))
-        print(_cli(os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_noise_ceiling.py"), first,
-                   "--second", second).strip())
+        for suffix in ("", "-zoo"):
+            first, second = (os.path.join(args.out, "{}-{}{}".format(precision, n, suffix)) for n in (1, 2))
+            print("noise ceiling, {} {}:".format(precision, "zoo" if suffix else "subnets"))
+            print(_cli(os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_noise_ceiling.py"), first,
+                       "--second", second).strip())
     dataset = os.path.join(args.out, "dataset")
     shutil.rmtree(dataset, ignore_errors=True)  # derived from the bundles: a re-run (which resumes them) rebuilds it
     for name in ("pred-nodecost-fp32", "pred-nodecost-int8", "pred-additive-fp32", "pred-additive-int8"):
         shutil.rmtree(os.path.join(args.out, name), ignore_errors=True)
     for precision in ("fp32", "int8"):
-        _cli("trainer", "ingest", os.path.join(args.out, precision + "-1"), "--dataset", dataset)
+        for suffix in ("", "-zoo"):
+            _cli("trainer", "ingest", os.path.join(args.out, precision + "-1" + suffix), "--dataset", dataset)
     from trainer.dataset import Dataset
 
     devices = sorted(Dataset(dataset).devices(), key=lambda d: d.endswith("-int8"))
-    print("| predictor | device | shots | n | ±10 % | ±5 % | ρ |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| predictor | device | shots | set | n | ±10 % | ±5 % | ρ |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for kind in ("nodecost", "additive"):
         for device in devices:
             _score(args, dataset, kind, device, device, 0)
@@ -137,20 +145,33 @@ def predict(args, extra: List[str]) -> None:
 
 def _score(args, dataset: str, kind: str, source: str, target: str, shots: int) -> None:
     """Fit on the source device's training split, evaluate on the target (its unseen items; a new device: K shots)."""
-    import json
-
     predictor = os.path.join(args.out, "pred-{}-{}".format(kind, "int8" if source.endswith("-int8") else "fp32"))
     if not os.path.exists(predictor):
         size = ["--train-size", args.train_size] if args.train_size else []  # default: 80 % of the valid items
         _cli("trainer", "fit", "--dataset", dataset, "--device", source, "--kind", kind, "--out", predictor, *size)
+    import csv
+
+    import numpy as np
+
+    from trainer.metrics import score
+
     flags = ["--shots", shots] if source != target else []
-    report = json.loads(_cli("trainer", "evaluate", "--predictor", predictor, "--dataset", dataset, "--device",
-                             target, "--json", *flags))
-    metrics = report["metrics"]
-    print("| {} | {} | {} | {} | {:.1%} | {:.1%} | {:.3f} |".format(
-        kind, "fp32 → INT8" if source != target else ("INT8" if target.endswith("-int8") else "fp32"),
-        shots if source != target else "-", metrics["n"], metrics["within_10"], metrics["within_5"],
-        metrics["spearman"]))
+    rows_file = predictor + "-{}-{}.csv".format(target, shots)
+    _cli("trainer", "evaluate", "--predictor", predictor, "--dataset", dataset, "--device", target,
+         "--predictions-out", rows_file, *flags)
+    with open(rows_file, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    # a space's subnet is named by its 16-hex spec id, a model file by its sha256
+    for name, mine in (("subnets", [r for r in rows if len(r["id"]) != 64]),
+                       ("zoo", [r for r in rows if len(r["id"]) == 64])):
+        if len(mine) < 2:
+            continue
+        metrics = score(np.asarray([float(r["measured_ms"]) for r in mine]),
+                        np.asarray([float(r["predicted_ms"]) for r in mine]))
+        print("| {} | {} | {} | {} | {} | {:.1%} | {:.1%} | {:.3f} |".format(
+            kind, "fp32 → INT8" if source != target else ("INT8" if target.endswith("-int8") else "fp32"),
+            shots if source != target else "-", name, metrics["n"], metrics["within_10"], metrics["within_5"],
+            metrics["spearman"]))
 
 
 def main() -> None:
