@@ -66,7 +66,7 @@ def test_int8_bundle_is_its_own_device_with_the_fp32_graphs(dataset):
     assert {r["opt_level"] for r in ds.rows([int8])} == {"all-int8"}
 
 
-@pytest.mark.parametrize("kind", ["lut", "additive", "nodecost", "gcn"])
+@pytest.mark.parametrize("kind", ["lut", "hybrid", "additive", "nodecost", "gcn"])
 def test_predictors_fit_on_an_int8_device(dataset, kind, tmp_path, capsys):
     data, models, _, int8 = dataset
     extra = ["--epochs", "3", "--hidden", "8", "--layers", "2"] if kind == "gcn" else []
