@@ -35,7 +35,7 @@ from bench_noise_ceiling import _first_pass  # noqa: E402
 from hybrid_measure import DEVICES  # noqa: E402
 
 from trainer.dataset import Dataset  # noqa: E402
-from trainer.evaluation import evaluate  # noqa: E402
+from trainer.evaluation import evaluate, random_shots  # noqa: E402
 from trainer.examples import load_examples  # noqa: E402
 from trainer.fitting import fit  # noqa: E402
 from trainer.ingest import ingest  # noqa: E402
@@ -91,7 +91,7 @@ def reference_id(dataset: Dataset, device: str) -> str:
 def shot_ids(dataset: Dataset, device: str, shots: int) -> List[str]:
     """The items trainer.evaluation's random shot selection picks with seed 0 on a device it never trained on."""
     pool = [e.item_id for e in load_examples(dataset, [device]) if not e.is_reference]
-    return [pool[i] for i in np.random.default_rng(0).permutation(len(pool))[:shots]]
+    return [pool[i] for i in random_shots(len(pool), shots, 0)]
 
 
 def scored(kind: str, dataset: Dataset, train_devices: Sequence[str], train_items: Sequence[str], device: str,

@@ -11,11 +11,11 @@ ones below; each device's minutes are printed as it finishes.
 
 import argparse
 import os
-import subprocess
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_lut import _cli, _write_zoo  # noqa: E402  (edge-agent run for its minutes; the zoo written atomically)
 
 # name -> the agent options that define the device (runtime, threads, optimization level or Winograd level)
 DEVICES = {
@@ -28,26 +28,12 @@ ZOO_HW = 96
 SUBNET_SEED = 0
 
 
-def _agent(*args) -> float:
-    """Minutes the command took; invalid records (exit 3) do not stop the run, their counts are in the bundles."""
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "edge_agent"] + list(args), stdout=subprocess.DEVNULL)
-    if done.returncode not in (0, 3):
-        raise SystemExit("edge-agent {} failed (exit {})".format(" ".join(args[:3]), done.returncode))
-    return (time.monotonic() - started) / 60
-
-
 def write_models(work: str) -> str:
     """The zoo networks and the cifar-supernet reference as ONNX files; returns the reference's path."""
     from edge_agent.bundle.files import atomic_write
-    from kernels import zoo
     from kernels.spaces import get_space
 
-    zdir = os.path.join(work, "zoo-models")
-    os.makedirs(zdir, exist_ok=True)
-    for name in zoo.NAMES:
-        atomic_write(os.path.join(zdir, name + ".onnx"), zoo.build(name, hw=ZOO_HW).SerializeToString(),
-                     overwrite=True)
+    _write_zoo(os.path.join(work, "zoo-models"), ZOO_HW)
     space = get_space("cifar-supernet")
     reference = os.path.join(work, "reference.onnx")
     atomic_write(reference, space.build(space.reference_spec()).SerializeToString(), overwrite=True)
@@ -58,14 +44,14 @@ def measure(work: str, name: str, kernel_samples: int, subnets: int, reference: 
     options = DEVICES[name]
     out = os.path.join(work, name)
     minutes = {
-        "kernels": _agent("profile", "--kernels", "--kernel-space", "cifar-supernet", "--kernel-samples",
+        "kernels": _cli("profile", "--kernels", "--kernel-space", "cifar-supernet", "--kernel-samples",
                           str(kernel_samples), "--protocol", "quick", "--out", os.path.join(out, "kernels"), *options),
     }
     for suffix in ("", "-repeat"):
-        minutes["subnets" + suffix] = _agent("profile", "--subnets", str(subnets), "--seed", str(SUBNET_SEED),
+        minutes["subnets" + suffix] = _cli("profile", "--subnets", str(subnets), "--seed", str(SUBNET_SEED),
                                              "--protocol", "quick", "--out", os.path.join(out, "subnets" + suffix),
                                              *options)
-        minutes["zoo" + suffix] = _agent("profile", "--models", os.path.join(work, "zoo-models"), "--reference",
+        minutes["zoo" + suffix] = _cli("profile", "--models", os.path.join(work, "zoo-models"), "--reference",
                                          reference, "--out", os.path.join(out, "zoo" + suffix), *options)
     print("{}: {}".format(name, ", ".join("{} {:.1f} min".format(k, v) for k, v in minutes.items())), flush=True)
 

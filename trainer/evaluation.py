@@ -82,11 +82,17 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
                       coverage_report(interval, truth, predicted) if interval else None, low, high)
 
 
+def random_shots(pool_size: int, shots: int, seed: int) -> np.ndarray:
+    """Indices of the `shots` items `--shot-selection random` draws with `seed` from a pool of a device's unseen
+    items (benchmarks that pair other predictors with these shots draw them here too)."""
+    return np.random.default_rng(seed).permutation(pool_size)[:shots]
+
+
 def _pick_shots(predictor: Predictor, points: DevicePool, shots: int, shot_selection: str,
                 candidates: Optional[int], seed: int) -> np.ndarray:
     """Indices of the pool items that adapt the predictor (see `evaluate`)."""
     if shot_selection == "random" or not shots:
-        return np.random.default_rng(seed).permutation(len(points.items))[:shots]
+        return random_shots(len(points.items), shots, seed)
     among = None
     if candidates is not None and candidates < len(points.items):
         among = np.random.default_rng(seed).choice(len(points.items), max(candidates, shots), replace=False)

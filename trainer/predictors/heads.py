@@ -68,10 +68,9 @@ def fit_mix_and_correction(log_heads: np.ndarray, counts: np.ndarray, log_y: np.
     return solution[:n_heads], solution[n_heads:n_heads + n_ops] - solution[n_heads + n_ops:]
 
 
-def choose_strength(design: np.ndarray, target: np.ndarray,
-                    fit: Callable[[np.ndarray, np.ndarray, float], np.ndarray] = fit_mix) -> float:
-    """The shrink strength with the least leave-one-out squared error of design · fit(...) on the adaptation points
-    (by default the log-space mix: design = the heads' log ratios, target = the measured log ratios)."""
+def leave_one_out_errors(design: np.ndarray, target: np.ndarray,
+                         fit: Callable[[np.ndarray, np.ndarray, float], np.ndarray] = fit_mix) -> List[float]:
+    """Per SHRINK_GRID strength, the summed squared leave-one-out error of design · fit(...) on the points."""
     n = len(target)
     errors = []
     for strength in SHRINK_GRID:
@@ -81,7 +80,14 @@ def choose_strength(design: np.ndarray, target: np.ndarray,
             w = fit(design[keep], target[keep], strength)
             error += float(design[i] @ w - target[i]) ** 2
         errors.append(error)
-    return SHRINK_GRID[int(np.argmin(errors))]
+    return errors
+
+
+def choose_strength(design: np.ndarray, target: np.ndarray,
+                    fit: Callable[[np.ndarray, np.ndarray, float], np.ndarray] = fit_mix) -> float:
+    """The shrink strength with the least leave-one-out squared error of design · fit(...) on the adaptation points
+    (by default the log-space mix: design = the heads' log ratios, target = the measured log ratios)."""
+    return SHRINK_GRID[int(np.argmin(leave_one_out_errors(design, target, fit)))]
 
 
 def choose_shots(design: np.ndarray, k: int, known: Optional[np.ndarray] = None, prior: float = DESIGN_PRIOR,

@@ -29,7 +29,7 @@ from trainer.encoding import GraphEncoding
 from trainer.hybrid_features import GRAPH_COLUMNS, DeviceKernels, device_kernels, graph_design
 from trainer.predictors import register
 from trainer.predictors.base import FitHistory, ProgressFn
-from trainer.predictors.heads import choose_strength
+from trainer.predictors.heads import SHRINK_GRID, leave_one_out_errors
 from trainer.predictors.lut import LUT_VOCABULARY, device_lut, lut_from_tensor, lut_tensor
 from trainer.predictors.nodecost import NODECOST_VOCABULARY, NodeCostPredictor, summed_work
 
@@ -70,10 +70,9 @@ def shrunk_prices(design: np.ndarray, y: np.ndarray, prior: np.ndarray) -> Tuple
     def fit(rows, target, strength):
         return prices_toward(rows, target, strength, prior)
 
-    strength = choose_strength(relative, ones, fit)
-    left_out = [relative[i] @ fit(np.delete(relative, i, 0), np.delete(ones, i), strength) - 1.0
-                for i in range(len(ones))]
-    return fit(relative, ones, strength), float(np.mean(np.square(left_out)))
+    errors = leave_one_out_errors(relative, ones, fit)
+    best = int(np.argmin(errors))
+    return fit(relative, ones, SHRINK_GRID[best]), errors[best] / len(ones)
 
 
 def priced(design: np.ndarray, y: np.ndarray, prior: np.ndarray, reference_total_ns: float
@@ -131,8 +130,8 @@ class HybridPredictor(NodeCostPredictor):
         and the reference), pulled toward the mix's prices by a strength chosen by leave-one-out: a price the shots
         do not pin down stays where the training devices put it. Fewer than 3 points (0 shots: the reference alone): the
         mix, shifted so that the points' ratios come out as measured."""
+        self.adapted = None  # a previous adaptation's prices must not feed the mix's calibration below
         super().adapt(encodings, y, seed)
-        self.adapted = None
         if len(y) >= 3:
             self.calibration = (1.0, 0.0)
             self.adapted, cache = priced(self.design(self.bound, encodings), np.asarray(y, dtype=np.float64),
