@@ -192,8 +192,11 @@ def test_cli_fit_predict_evaluate(dataset, tmp_path, capsys):
               "--shots", "3", "--json", "--predictions-out", str(csv_out), "--plot", str(png)])
     report = json.loads(capsys.readouterr().out)
     assert done.value.code == 0 and report["mode"] == "new device" and report["metrics"]["n"] == 50 - 1 - 3  # "other" also has the row blank in dev_ms
-    assert csv_out.read_text().splitlines()[0] == "id,measured_ms,predicted_ms"
-    assert len(csv_out.read_text().splitlines()) == 1 + 46 and png.stat().st_size > 1000
+    rows = list(csv.DictReader(csv_out.read_text().splitlines()))
+    assert list(rows[0]) == ["id", "measured_ms", "predicted_ms", "low_ms", "high_ms"]
+    assert len(rows) == 46 and png.stat().st_size > 1000
+    if report["interval"] is not None:  # each row's bounds hold its prediction
+        assert all(float(r["low_ms"]) <= float(r["predicted_ms"]) <= float(r["high_ms"]) for r in rows)
 
 
 def test_mismatched_predictor_is_refused(dataset, tmp_path, capsys):

@@ -137,7 +137,8 @@ def predict(predictor_dir, files, space, archs, spec_files, reference_ms, datase
                    "`trainer calibration-set` asks a user to measure), or a random draw with --seed.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--predictions-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="CSV of id,measured_ms,predicted_ms per scored item.")
+              help="CSV of id,measured_ms,predicted_ms,low_ms,high_ms per scored item (the interval's bounds at "
+                   "--coverage; empty for a predictor without one).")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG with a predicted-vs-measured scatter and an error CDF.")
 @click.option("--measured", type=click.Choice(["absolute", "ratio"]), default="absolute", show_default=True,
@@ -159,10 +160,14 @@ def evaluate(predictor_dir, dataset_dir, device, shots, shot_selection, seed, pr
     result = run_evaluate(predictor, config, dataset, device, shots, seed, measured, shot_selection,
                           coverage=_coverage(coverage))
     if predictions_out:
+        import numpy as np
+
         with open(predictions_out, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["id", "measured_ms", "predicted_ms"])
-            writer.writerows(zip(result.ids, result.measured_ms.tolist(), result.predicted_ms.tolist()))
+            writer.writerow(["id", "measured_ms", "predicted_ms", "low_ms", "high_ms"])
+            bounds = [[""] * len(result.ids)] * 2 if result.low_ms is None else [
+                np.asarray(result.low_ms).tolist(), np.asarray(result.high_ms).tolist()]
+            writer.writerows(zip(result.ids, result.measured_ms.tolist(), result.predicted_ms.tolist(), *bounds))
     if plot_out:
         from trainer.plots import plot_evaluation
 
