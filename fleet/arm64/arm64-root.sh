@@ -3,7 +3,8 @@
 # through binfmt_misc. Root only. Timing under emulation means nothing; installing, running both runtimes, writing
 # and packing bundles on aarch64 does (docs/arm64-board.md).
 #
-#   arm64-root.sh host            install qemu-user-static, debootstrap, binfmt-support if missing; register aarch64
+#   arm64-root.sh host            install qemu-user-static, debootstrap, binfmt-support, openssh-client if missing;
+#                                 register aarch64
 #   arm64-root.sh build           build the cached base root, or reuse it; prints its path
 #   arm64-root.sh board DIR       a fresh writable board at DIR: a copy of the base root with this checkout in
 #                                 /opt/edge-latency, the host's DNS and CA bundle
@@ -20,10 +21,12 @@ CACHE="${ARM64_ROOT_CACHE:-/var/cache/edge-latency/arm64-root}"
 PIP_CACHE="$CACHE/../arm64-pip"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
-PACKAGES=python3,python3-venv,python3-pip,ca-certificates
+# sshd and its SFTP server: the fleet playbook drives the board over SSH.
+PACKAGES=python3,python3-venv,python3-pip,ca-certificates,openssh-server,openssh-sftp-server
 # Bump when the build steps change: the cache key is this recipe, not the script's text.
-RECIPE="v1 $SUITE arm64 minbase $PACKAGES"
-HOST_PACKAGES=(qemu-user-static debootstrap binfmt-support)
+RECIPE="v2 $SUITE arm64 minbase $PACKAGES"
+# openssh-client: Ansible's connection to the board's sshd.
+HOST_PACKAGES=(qemu-user-static debootstrap binfmt-support openssh-client)
 BOARD_CA=/etc/ssl/certs/host-ca-certificates.crt
 BOARD_MODEL="QEMU emulated aarch64 (edge-latency fleet/arm64)"
 SKIP=77
@@ -32,7 +35,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit "${2:-1}"; }
 
 usage() {
-    sed -n '6,11s/^#  //p' "${BASH_SOURCE[0]}" >&2
+    sed -n '6,12s/^#  //p' "${BASH_SOURCE[0]}" >&2
     exit 1
 }
 
