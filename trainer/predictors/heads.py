@@ -69,11 +69,12 @@ def fit_mix_and_correction(log_heads: np.ndarray, counts: np.ndarray, log_y: np.
 
 
 def leave_one_out_errors(design: np.ndarray, target: np.ndarray,
-                         fit: Callable[[np.ndarray, np.ndarray, float], np.ndarray] = fit_mix) -> List[float]:
-    """Per SHRINK_GRID strength, the summed squared leave-one-out error of design · fit(...) on the points."""
+                         fit: Callable[[np.ndarray, np.ndarray, float], np.ndarray] = fit_mix,
+                         grid: Sequence[float] = SHRINK_GRID) -> List[float]:
+    """Per strength of `grid`, the summed squared leave-one-out error of design · fit(...) on the points."""
     n = len(target)
     errors = []
-    for strength in SHRINK_GRID:
+    for strength in grid:
         error = 0.0
         for i in range(n):
             keep = np.arange(n) != i

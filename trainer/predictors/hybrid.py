@@ -2,13 +2,16 @@
 
 Each node carries its kernel's latency on the device, from the device's own kernel profile, normalized by the LUT's
 total for the device's reference model (trainer.hybrid_features); the label is the latency ratio to the reference
-measured on the same device. A model's ratio is priced as nodecost prices work: non-negative prices, fitted by least
-squares on relative error and pulled toward the plain LUT total's prices by a strength chosen by leave-one-out, here
-per kernel group and source, plus the weights that do not fit in a cache (its size chosen by leave-one-out, as the
-LUT's calibration chooses it) (a dense conv's LUT latency inside a model is not a
-depthwise one's, and the FLOPs/bytes fallback's guesses need a price of their own), plus the layout conversions, the
-kernel calls and a constant. With `structure`, nodecost's structural work columns (FLOPs, output elements, weights,
-calls per node kind) join them, to price what the kernel sum misses.
+measured on the same device. A model's ratio is priced as nodecost prices work: non-negative prices on relative
+error, here one per kernel group (a dense conv's LUT latency inside a model is not a depthwise one's), one for the
+FLOPs/bytes fallback's guesses, the layout conversions, the kernel calls, a constant, and the weights that do not fit
+in a cache (its size chosen by leave-one-out, as the LUT's calibration chooses it). The prices are fitted in two
+steps, each pulled toward the one before by the strongest pull within 1 % of the least leave-one-out error: first the
+LUT calibration's shape (one scale for every kernel, a call price, a constant, the weight term) toward the plain LUT
+total's prices, then a price per column toward that. A price of its own must earn its place on the training models,
+as a term of the LUT's calibration must: fitted freely to a supernet's subnets, the group prices missed CNNs three
+times their input size by more than the LUT did (docs/benchmarks-hybrid.md). With `structure`, nodecost's
+structural work columns (FLOPs, output elements, weights, calls per node kind) join them, priced 0 in the first step.
 
 What it learns is how a device's whole models relate to its kernels, which carries across devices: one price list
 per training device (one head), and a device it never trained on is its kernel profile and reference (0 shots: the
@@ -25,6 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edge_agent.errors import InputError
+from lut.calibration import NO_TERM_TOLERANCE
 from trainer.encoding import GraphEncoding
 from trainer.hybrid_features import GRAPH_COLUMNS, DeviceKernels, device_kernels, graph_design
 from trainer.predictors import register
@@ -40,6 +44,22 @@ HYBRID_VOCABULARY = NODECOST_VOCABULARY + tuple(op for op in LUT_VOCABULARY if o
 LUT_PRICES = np.asarray([0.0 if column in ("constant", "weights") else 1.0 for column in GRAPH_COLUMNS])
 WEIGHTS = GRAPH_COLUMNS.index("weights")
 CACHE_CANDIDATES_BYTES = (None,) + tuple(mib * 2 ** 20 for mib in (1, 2, 4, 8, 16))  # None: no weight term
+# Pulls toward the prior up to keeping it. The strongest pull within NO_TERM_TOLERANCE of the least leave-one-out
+# error wins, as a term of the LUT's calibration must earn its place: prices that only fit the training models a
+# little better (kernel groups a supernet's subnets cannot tell apart) missed networks unlike them by far more.
+PULL_GRID = SHRINK_GRID + (10.0, 30.0, 100.0, 1000.0)
+# The LUT calibration's shape in the hybrid's columns: one scale for every kernel column (the groups, the fallback's
+# kernels, the layout conversions), then a price per call, a constant and the weight term.
+FREE_COLUMNS = ("calls", "constant", "weights")
+
+
+def lut_shape(n_columns: int) -> np.ndarray:
+    """[n_columns, 4]: the price list made of (kernel scale, call price, constant, weight price); structural columns
+    (past GRAPH_COLUMNS) priced 0."""
+    tie = np.zeros((n_columns, 1 + len(FREE_COLUMNS)))
+    for i, column in enumerate(GRAPH_COLUMNS):
+        tie[i, 1 + FREE_COLUMNS.index(column) if column in FREE_COLUMNS else 0] = 1.0
+    return tie
 
 
 def prices_toward(relative: np.ndarray, target: np.ndarray, strength: float, prior: np.ndarray) -> np.ndarray:
@@ -70,17 +90,28 @@ def shrunk_prices(design: np.ndarray, y: np.ndarray, prior: np.ndarray) -> Tuple
     def fit(rows, target, strength):
         return prices_toward(rows, target, strength, prior)
 
-    errors = leave_one_out_errors(relative, ones, fit)
-    best = int(np.argmin(errors))
-    return fit(relative, ones, SHRINK_GRID[best]), errors[best] / len(ones)
+    errors = leave_one_out_errors(relative, ones, fit, PULL_GRID)
+    good_enough = min(errors) * (1 + NO_TERM_TOLERANCE) + 1e-12
+    best = max(i for i, error in enumerate(errors) if error <= good_enough)
+    return fit(relative, ones, PULL_GRID[best]), errors[best] / len(ones)
 
 
-def priced(design: np.ndarray, y: np.ndarray, prior: np.ndarray, reference_total_ns: float
+def lut_shaped(design: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """The prices of the LUT calibration's shape (lut_shape) fitted to the points, pulled toward `prior`'s."""
+    tie = lut_shape(design.shape[1])
+    restricted, _ = shrunk_prices(design @ tie, y, np.linalg.lstsq(tie, prior, rcond=None)[0])
+    return tie @ restricted
+
+
+def priced(design: np.ndarray, y: np.ndarray, prior: np.ndarray, reference_total_ns: float, shaped: bool = False
            ) -> Tuple[np.ndarray, Optional[float]]:
     """(prices, cache bytes): the weight term's cache chosen among CACHE_CANDIDATES_BYTES by leave-one-out, as
-    lut.calibration chooses it, "no term" winning ties within 1 %."""
-    fits = {cache: shrunk_prices(streamed(design, cache, reference_total_ns), y, prior)
-            for cache in CACHE_CANDIDATES_BYTES}
+    lut.calibration chooses it, "no term" winning ties within 1 %. `shaped`: pulled toward the LUT calibration's
+    shape fitted first (lut_shaped), itself pulled toward `prior`, instead of toward `prior`."""
+    fits = {}
+    for cache in CACHE_CANDIDATES_BYTES:
+        cut = streamed(design, cache, reference_total_ns)
+        fits[cache] = shrunk_prices(cut, y, lut_shaped(cut, y, prior) if shaped else prior)
     best = min(error for _, error in fits.values())
     cache = next(c for c in CACHE_CANDIDATES_BYTES if fits[c][1] <= best * 1.01 + 1e-12)
     return fits[cache][0], cache
@@ -164,7 +195,7 @@ class HybridPredictor(NodeCostPredictor):
         train_y = np.asarray(train_y, dtype=np.float64).reshape(len(train), self.n_heads)
         prior = LUT_PRICES if not self.hyper["structure"] else np.concatenate(
             [LUT_PRICES, np.zeros(summed_work(train[:1], self.vocabulary).shape[1])])
-        fits = [priced(self.design(device, train), train_y[:, j], prior, device.reference_total_ns)
+        fits = [priced(self.design(device, train), train_y[:, j], prior, device.reference_total_ns, shaped=True)
                 for j, device in enumerate(self.devices)]
         self.prices = np.column_stack([prices for prices, _ in fits])
         self.caches = np.asarray([np.nan if cache is None else cache for _, cache in fits] + [np.nan])
