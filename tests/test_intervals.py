@@ -17,7 +17,8 @@ from trainer.cli import main
 from trainer.dataset import Dataset
 from trainer.evaluation import evaluate
 from trainer.fitting import fit
-from trainer.intervals import DEFAULT_COVERAGE, FOLDS, adapted_interval, conformal_quantile, interval_for
+from trainer.intervals import (DEFAULT_COVERAGE, FOLDS, adapted_interval, conformal_quantile, coverage_report,
+                               interval_for)
 from trainer.predictors.store import load_predictor as load_stored
 from trainer.tables import import_table
 
@@ -185,6 +186,28 @@ def test_a_device_with_too_few_residuals_borrows_the_pooled_ones():
     small = interval_for(config, "small")
     assert small.basis == "pooled" and small.residuals == 42 and small.bounded
     assert interval_for(config, "unknown-board").basis == "pooled"  # a new device before any shot
+
+
+def test_novel_predictions_are_bounded_by_novel_residuals_alone():
+    record = {"residuals": {"a": [0.01 * i for i in range(1, 21)]}, "domain": {},
+              "novel_residuals": {"a": [0.1 * i for i in range(1, 21)]}}
+    interval = interval_for({"intervals": record}, "a")
+    assert interval.half_width == pytest.approx(0.19) and interval.novel_half_width == pytest.approx(1.9)
+    low, high = interval.bounds(np.array([1.0, 1.0]), np.array([False, True]))
+    assert high == pytest.approx([math.exp(0.19), math.exp(1.9)]) and low == pytest.approx(1 / high)
+    assert interval_for({"intervals": record}, "new-board").novel_half_width == pytest.approx(1.9)  # pooled
+    assert adapted_interval(record, [2.5] * 10, 0.9).novel_half_width == pytest.approx(2.5)  # shots widen it too
+    # too few novel residuals held out: a novel prediction is unbounded, the others keep their interval
+    few = interval_for({"intervals": dict(record, novel_residuals={"a": [0.5]})}, "a")
+    low, high = few.bounds(np.array([1.0, 1.0]), np.array([False, True]))
+    assert np.isfinite(high[0]) and (low[1], high[1]) == (0.0, math.inf)
+    report = coverage_report(few, np.array([1.1, 5.0]), np.array([1.0, 1.0]), np.array([False, True]))
+    assert report["unbounded_items"] == 1 and report["novel_items"] == 1 and report["empirical_coverage"] == 1.0
+    assert report["mean_relative_width"] == pytest.approx(2 * math.sinh(0.19))  # over the bounded one
+    # a predictor fitted before domains were recorded: one width for every prediction
+    plain = interval_for({"intervals": {"residuals": record["residuals"]}}, "a")
+    assert plain.novel_half_width is None and plain.novel([], ()) is None
+    assert plain.bounds(np.ones(2), np.array([False, True]))[1][1] < 2
 
 
 def test_few_shots_still_widen_and_a_higher_coverage_is_never_narrower():

@@ -118,7 +118,8 @@ class LatencyPredictor:
         names = labels if labels is not None else [label for label, _ in encoded]
         if self.interval is None:
             return [Prediction(ms, name) for name, ms in zip(names, values)]
-        low, high = self.interval.bounds(np.asarray(values))
+        novel = self.interval.novel([encoding for _, encoding in encoded], self.predictor.vocabulary)
+        low, high = self.interval.bounds(np.asarray(values), novel)
         return [Prediction(ms, name, float(a), float(b), self.interval.coverage)
                 for name, ms, a, b in zip(names, values, low, high)]
 

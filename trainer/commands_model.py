@@ -232,9 +232,11 @@ def _print_chosen(predictor, config, specs, coverage: float) -> None:
     from trainer.terminal import interval_text, percent
 
     cache = EncodingCache(None, predictor.vocabulary)
-    predicted = predictor.predict([cache.for_spec(spec) for spec in specs])
+    encodings = [cache.for_spec(spec) for spec in specs]
+    predicted = predictor.predict(encodings)
     interval = new_device_interval(config, coverage)
-    low, high = interval.bounds(predicted) if interval else ([None] * len(specs), [None] * len(specs))
+    low, high = ([None] * len(specs), [None] * len(specs)) if interval is None else \
+        interval.bounds(predicted, interval.novel(encodings, predictor.vocabulary))
     unit = "x reference" if predictor.target == "ratio" else "ms"
     rows = [(spec_from_dict(spec).id, "{:.4g}".format(p), interval_text(a, b))
             for spec, p, a, b in zip(specs, predicted, low, high)]

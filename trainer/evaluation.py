@@ -68,7 +68,8 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     elif not seen:
         points.adapt(predictor, picked, seed)
     scored = [pool[i] for i in scored_index]
-    predicted = predictor.predict([points.encodings[i] for i in scored_index])
+    encodings = [points.encodings[i] for i in scored_index]
+    predicted = predictor.predict(encodings)
     if predictor.target == "ratio":
         predicted = predicted * reference_ms
     if measured == MEASURED_RATIO:
@@ -76,10 +77,11 @@ def evaluate(predictor: Predictor, config: Dict[str, Any], dataset: Dataset, dev
     else:
         truth = np.asarray([e.latency_ms for e in scored], dtype=np.float64)
     interval = _interval(predictor, config, device, seen, points, picked, seed, coverage)
-    low, high = interval.bounds(predicted) if interval else (None, None)
+    novel = interval.novel(encodings, predictor.vocabulary) if interval else None
+    low, high = interval.bounds(predicted, novel) if interval else (None, None)
     return Evaluation(device, "training device (unseen items)" if seen else "new device", shots, reference_ms,
                       [e.item_id for e in scored], truth, predicted, score(truth, predicted),
-                      coverage_report(interval, truth, predicted) if interval else None, low, high)
+                      coverage_report(interval, truth, predicted, novel) if interval else None, low, high)
 
 
 def random_shots(pool_size: int, shots: int, seed: int) -> np.ndarray:

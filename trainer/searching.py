@@ -50,7 +50,7 @@ def search(predictor: Predictor, reference_ms: float, space_name: str, budget_ms
     if interval is None:
         low = high = [None] * len(predicted)
     else:
-        low, high = interval.bounds(np.asarray(predicted))
+        low, high = interval.bounds(np.asarray(predicted), interval.novel(encodings, predictor.vocabulary))
     bound = high if confident else predicted
     under = [i for i in range(len(specs)) if bound[i] <= budget_ms]
     if not under:
