@@ -129,12 +129,21 @@ def by_set(evaluation, sets: Dict[str, List[str]]) -> Dict[str, Dict[str, float]
         keep = [i for i, item in enumerate(evaluation.ids) if item in set(sets[name])]
         if len(keep) >= 2:
             out[name] = score(evaluation.measured_ms[keep], evaluation.predicted_ms[keep])
-            high = None if evaluation.high_ms is None else np.asarray(evaluation.high_ms, dtype=float)[keep]
-            if high is not None and np.isfinite(high).all():
-                low = np.asarray(evaluation.low_ms, dtype=float)[keep]
-                out[name]["coverage"] = float(np.mean((low <= evaluation.measured_ms[keep]) &
-                                                      (evaluation.measured_ms[keep] <= high)))
+            if evaluation.high_ms is not None:
+                low, high = (np.asarray(bounds, dtype=float)[keep] for bounds in (evaluation.low_ms,
+                                                                                 evaluation.high_ms))
+                measured, bounded = evaluation.measured_ms[keep], np.isfinite(high)
+                out[name]["unbounded"] = int(np.sum(~bounded))
+                if bounded.any():  # the share inside among the bounded ones, and their mean width
+                    out[name]["coverage"] = float(((low <= measured) & (measured <= high))[bounded].mean())
+                    out[name]["width"] = float(np.mean((high - low)[bounded] / evaluation.predicted_ms[keep][bounded]))
     return out
+
+
+def _coverage_text(name: str, m: Dict[str, float]) -> str:
+    """A set's share inside its interval and the mean width, among bounded intervals; how many were unbounded."""
+    bounded = "{} {:.0%} (width {:.0%})".format(name, m["coverage"], m["width"]) if "coverage" in m else name
+    return bounded + (", {} unbounded".format(m["unbounded"]) if m.get("unbounded") else "")
 
 
 def scenario(label: str, kinds: Sequence[str], dataset: Dataset, work: Path, train_devices: Sequence[str],
@@ -150,13 +159,9 @@ def scenario(label: str, kinds: Sequence[str], dataset: Dataset, work: Path, tra
             print("  {} on {}: {}: {}".format(kind, device, type(exc).__name__, exc), flush=True)
             continue
         cells[kind] = by_set(evaluation, sets)
-        report = evaluation.interval or {}
-        if report.get("mean_relative_width") is not None:
-            intervals.append("{} {} (width {:.0%})".format(kind, " / ".join(
-                "{} {:.0%}".format(name, m["coverage"]) for name, m in cells[kind].items() if "coverage" in m),
-                report["mean_relative_width"]))
-        elif report:
-            intervals.append("{} unbounded (too few held-out residuals)".format(kind))
+        if evaluation.interval:
+            intervals.append("{} {}".format(kind, "; ".join(_coverage_text(name, m)
+                                                          for name, m in cells[kind].items())))
     for name in SETS:
         ceiling = noise_ceiling(work, device, name)
         row = ["{} ({}, K={})".format(label, name, shots), "—" if ceiling is None else "{:.0%}".format(ceiling)]
@@ -175,21 +180,36 @@ def zoo_left_out(kinds: Sequence[str], dataset: Dataset, work: Path, train_items
     row = ["training device {} (zoo, each left out)".format(TRAIN_DEVICE)]
     ceiling = noise_ceiling(work, TRAIN_DEVICE, "zoo")
     row.append("—" if ceiling is None else "{:.0%}".format(ceiling))
+    intervals: List[str] = []
     for kind in kinds:
         if kind == "gcn":  # 21 GCN fits of minutes each: left out of this row
             row.append("—")
             continue
-        measured, predicted = [], []
+        measured, predicted, low, high = [], [], [], []
         for held in zoo:
             items = list(train_items) + [z for z in zoo if z != held]
-            predictor, config = fitted(kind, dataset, [TRAIN_DEVICE], items, tmp / "loo-{}-{}".format(kind.replace(":", "-"), held))
+            predictor, config = fitted(kind, dataset, [TRAIN_DEVICE], items,
+                                       tmp / "loo-{}-{}".format(kind.replace(":", "-"), held))
             evaluation = evaluate(predictor, config, dataset, TRAIN_DEVICE, 0, measured="ratio", coverage=COVERAGE)
             index = evaluation.ids.index(held)
             measured.append(evaluation.measured_ms[index])
             predicted.append(evaluation.predicted_ms[index])
+            if evaluation.high_ms is not None:
+                low.append(evaluation.low_ms[index])
+                high.append(evaluation.high_ms[index])
         m = score(np.asarray(measured), np.asarray(predicted))
         row.append("{:.0%} ({:.3f})".format(m["within_10"], m["spearman"]))
+        if high:
+            bounded = np.isfinite(high)
+            inside = (np.asarray(low) <= measured) & (np.asarray(measured) <= np.asarray(high))
+            widths = (np.asarray(high) - np.asarray(low)) / np.asarray(predicted)
+            cell = {"unbounded": int(np.sum(~bounded))}
+            if bounded.any():
+                cell.update(coverage=float(inside[bounded].mean()), width=float(widths[bounded].mean()))
+            intervals.append("{} {}".format(kind, _coverage_text("zoo", cell)))
     print("| " + " | ".join(row) + " |", flush=True)
+    if intervals:
+        print("  coverage at nominal {:.0%}: {}".format(COVERAGE, "; ".join(intervals)), flush=True)
 
 
 def search_check(dataset: Dataset, work: Path, train_items: Sequence[str], tmp: Path, device: str = "mnn-1t") -> None:

@@ -70,8 +70,9 @@ def fit_mix_and_correction(log_heads: np.ndarray, counts: np.ndarray, log_y: np.
 
 def leave_one_out_errors(design: np.ndarray, target: np.ndarray,
                          fit: Callable[[np.ndarray, np.ndarray, float], np.ndarray] = fit_mix,
-                         grid: Sequence[float] = SHRINK_GRID) -> List[float]:
-    """Per strength of `grid`, the summed squared leave-one-out error of design · fit(...) on the points."""
+                         grid: Sequence[float] = SHRINK_GRID, power: int = 2) -> List[float]:
+    """Per strength of `grid`, the summed leave-one-out error of design · fit(...) on the points, squared (`power`
+    2) or absolute (1)."""
     n = len(target)
     errors = []
     for strength in grid:
@@ -79,7 +80,7 @@ def leave_one_out_errors(design: np.ndarray, target: np.ndarray,
         for i in range(n):
             keep = np.arange(n) != i
             w = fit(design[keep], target[keep], strength)
-            error += float(design[i] @ w - target[i]) ** 2
+            error += abs(float(design[i] @ w - target[i])) ** power
         errors.append(error)
     return errors
 
