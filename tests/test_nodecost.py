@@ -10,7 +10,8 @@ from kernels.builder import GraphBuilder
 from trainer.cost_features import conv_kinds, fused_pointwise
 from trainer.encoding import encode_model
 from trainer.predictors import predictor_class
-from trainer.predictors.nodecost import NODE_KINDS, NODECOST_VOCABULARY, node_work, summed_work
+from trainer.predictors.nodecost import (
+    NODE_KINDS, NODECOST_VOCABULARY, fit_prices, kin_weights, node_work, robust_prices, summed_work)
 from trainer.predictors.store import load_predictor, save_predictor
 
 # Planted prices (per unit of node_work's scaled work) on two devices: device b is a CPU on which depthwise convs
@@ -94,6 +95,46 @@ def test_adapts_to_a_new_device_from_shots_and_round_trips(networks, labels, tmp
     loaded, config = load_predictor(tmp_path / "p")
     assert config["kind"] == "nodecost"
     assert np.allclose(loaded.predict(networks[21:]), predicted, rtol=1e-6)
+
+
+def test_one_model_the_kinds_cannot_explain_does_not_bend_the_prices(networks, labels):
+    """A model measured 3x slower than its work says (a kind its runtime runs pathologically) moves the Huber fit's
+    prices far less than the least-squares fit's."""
+    design = summed_work(networks[:20], NODECOST_VOCABULARY)
+    y = labels[:20, 0].copy()
+    y[7] *= 3.0
+    relative = design / y[:, None]
+    clean = np.delete(np.arange(20), 7)
+
+    def worst_error(prices):
+        return float(np.max(np.abs(design[clean] @ prices / labels[clean, 0] - 1.0)))
+
+    assert worst_error(robust_prices(relative, delta=0.1)) < 0.02
+    assert worst_error(robust_prices(relative, delta=1e6)) > 0.05
+
+
+def test_kin_are_the_devices_with_the_closest_labels(labels):
+    near = labels[:, 0] * np.exp(0.01 * np.sin(np.arange(len(labels))))
+    y = np.column_stack([labels[:, 0], near, labels[:, 1]])
+    y[3, 1] = np.nan  # a model one device did not measure
+    weights = kin_weights(y, width=0.05)
+    assert np.allclose(weights.sum(axis=1), 1.0)
+    assert weights[0, 1] > 10 * weights[0, 2] and weights[2, 2] > 0.9
+
+
+def test_a_device_with_few_labels_is_pulled_toward_its_kin(networks, labels):
+    """Device c runs device a's prices but measured only 4 models: alone its fit is underdetermined; pulled toward
+    its kin (a, whose labels match c's where both measured) it predicts the unseen networks."""
+    design = summed_work(networks[:20], NODECOST_VOCABULARY)
+    y = np.column_stack([labels[:20, 0], labels[:20, 1], np.full(20, np.nan)])
+    y[[0, 4, 9, 13], 2] = labels[[0, 4, 9, 13], 0] * 1.01
+    test = summed_work(networks[20:], NODECOST_VOCABULARY)
+
+    def error_on_c(pull):
+        prices = fit_prices(design, y, delta=0.1, pull=pull, width=0.05)
+        return float(np.max(np.abs(test @ prices[:, 2] / labels[20:, 0] - 1.0)))
+
+    assert error_on_c(0.1) < 0.05 < error_on_c(0.0)
 
 
 def test_pointwise_chains_are_fused_and_two_tensor_ops_are_not():

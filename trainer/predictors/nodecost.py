@@ -3,9 +3,13 @@
 Why this shape: a CPU runs a CNN's kernels one after another, so its latency is close to a sum over nodes. Each
 node's cost is its work (FLOPs, output elements, weights, one call) priced per node kind: dense k×k, 1×1, depthwise
 and grouped convs, FC, pools, element-wise, activations, data movement, and point-wise nodes that run inside the
-kernel before them (trainer.cost_features.fused_pointwise). Prices are non-negative and fitted per device by least
-squares on relative error. Work extrapolates linearly and a non-negative price cannot run away on a graph unlike the
-training set, which is what carries to CNN families never seen; signed weights (the `additive` kind) do run away.
+kernel before them (trainer.cost_features.fused_pointwise). Prices are non-negative and fitted per device on relative
+error. Work extrapolates linearly and a non-negative price cannot run away on a graph unlike the training set, which
+is what carries to CNN families never seen; signed weights (the `additive` kind) do run away.
+A device has ~56 prices and often fewer than 100 models, so two things keep a price list from fitting its own
+training models' quirks (fit_prices): a Huber loss (a model the node kinds cannot explain, say one kind a runtime runs
+pathologically slowly, is not allowed to bend every price), and a pull toward the prices of its kin — the training
+devices whose labels are closest to its own (same runtime and precision, as a rule), found from the labels alone.
 A learned per-node efficiency factor on top was tried and lowered the unseen-family scores (docs/benchmarks-qed.md).
 Every device is one head; a new device is a mix of the heads (trainer.predictors.heads).
 """
@@ -71,15 +75,56 @@ def summed_work(encodings: Sequence[GraphEncoding], vocabulary: Sequence[str]) -
     return np.asarray(rows).reshape(len(encodings), len(NODE_KINDS) * 4)
 
 
-def nnls_prices(design: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """[kinds × 4, devices] non-negative prices per device minimising the relative error of the summed work."""
+def robust_prices(relative: np.ndarray, delta: float, pull: float = 0.0, center: Optional[np.ndarray] = None,
+                  iterations: int = 5) -> np.ndarray:
+    """Non-negative prices p minimising Σ huber_delta(relative · p − 1) + pull · n · ||s ⊙ (p − center)||², by
+    iteratively reweighted non-negative least squares. relative: [n, kinds × 4] each model's work over its measured
+    ratio; s: each work column's mean there, so a price's pull is weighed by its typical share of a latency."""
     from scipy.optimize import nnls
 
-    prices = np.zeros((design.shape[1], y.shape[1]))
+    n, columns = relative.shape
+    root = np.sqrt(pull * n)
+    scale = relative.mean(axis=0)
+    weight = np.ones(n)
+    for _ in range(iterations):
+        a, b = relative * weight[:, None], weight
+        if pull > 0:
+            a = np.vstack([a, root * np.diag(scale)])
+            b = np.concatenate([b, root * scale * center])
+        prices = nnls(a, b, maxiter=100 * columns)[0]
+        residual = np.abs(relative @ prices - 1.0)
+        weight = np.sqrt(np.minimum(1.0, delta / np.maximum(residual, 1e-12)))
+    return prices
+
+
+def kin_weights(y: np.ndarray, width: float) -> np.ndarray:
+    """[devices, devices] row-normalised exp(−d / width), d: the RMS log difference of two devices' labels over the
+    models both measured (a device is its own nearest kin; devices with fewer than 2 labels weigh nothing)."""
+    log_y = np.log(y)
+    distance = np.full((y.shape[1], y.shape[1]), np.inf)
     for j in range(y.shape[1]):
-        known = np.isfinite(y[:, j])
-        if known.sum() >= 2:
-            prices[:, j] = nnls(design[known] / y[known, j, None], np.ones(int(known.sum())), maxiter=5000)[0]
+        both = np.isfinite(log_y) & np.isfinite(log_y[:, [j]])
+        counts = both.sum(axis=0)
+        squared = np.where(both, log_y - log_y[:, [j]], 0.0) ** 2
+        distance[j, counts >= 2] = np.sqrt(squared.sum(axis=0)[counts >= 2] / counts[counts >= 2])
+    weights = np.exp(-distance / width)
+    return weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-300)
+
+
+def fit_prices(design: np.ndarray, y: np.ndarray, delta: float, pull: float, width: float) -> np.ndarray:
+    """[kinds × 4, devices] each device's robust prices (robust_prices), then refitted with a pull toward its kin's
+    average prices (kin_weights); a device with fewer than 2 labels keeps zero prices."""
+    known = np.isfinite(y)
+    fitted = [j for j in range(y.shape[1]) if known[:, j].sum() >= 2]
+    relative = {j: design[known[:, j]] / y[known[:, j], j, None] for j in fitted}
+    prices = np.zeros((design.shape[1], y.shape[1]))
+    for j in fitted:
+        prices[:, j] = robust_prices(relative[j], delta)
+    if pull <= 0 or len(fitted) < 2:
+        return prices
+    centers = prices[:, fitted] @ kin_weights(y[:, fitted], width).T
+    for position, j in enumerate(fitted):
+        prices[:, j] = robust_prices(relative[j], delta, pull, centers[:, position])
     return prices
 
 
@@ -98,6 +143,8 @@ def linear_mix(relative: np.ndarray, target: np.ndarray, strength: float) -> np.
 @register("nodecost")
 class NodeCostPredictor(HeadsPredictor):
     closed_form = True
+    # Chosen on the phone tables' unseen-family benchmark (docs/benchmarks-qed.md): huber_delta is a relative error.
+    defaults = {"huber_delta": 0.1, "pull": 0.1, "kin_width": 0.05}
 
     def __init__(self, hyper=None, vocabulary: Sequence[str] = NODECOST_VOCABULARY):
         if "Conv" not in vocabulary:
@@ -109,7 +156,8 @@ class NodeCostPredictor(HeadsPredictor):
         self.prices = np.zeros((len(NODE_KINDS) * 4, self.n_heads))
 
     def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
-        self.prices = nnls_prices(summed_work(train, self.vocabulary), train_y)
+        self.prices = fit_prices(summed_work(train, self.vocabulary), train_y, float(self.hyper["huber_delta"]),
+                                 float(self.hyper["pull"]), float(self.hyper["kin_width"]))
         return self.closed_form_history(val, val_y, progress)
 
     def head_ratios(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
