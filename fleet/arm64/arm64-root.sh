@@ -114,8 +114,12 @@ build() {
 copy_checkout() {
     local target="$1/opt/edge-latency"
     mkdir -p "$target"
+    # The reading tar's exit 1 is "file changed as we read it": others at work in this tree while it is copied (a file
+    # made or removed beside the ones copied); the board gets the tree as it was then. Anything else fails.
     tar -C "$REPO" --exclude=./.git --exclude=./.venv --exclude=./runs --exclude=__pycache__ \
-        --exclude='*.egg-info' --exclude=./build --exclude=./dist -cf - . | tar -C "$target" -xf -
+        --exclude='*.egg-info' --exclude=./build --exclude=./dist --warning=no-file-changed -cf - . \
+        | tar -C "$target" -xf - \
+        || [ "${PIPESTATUS[0]}:${PIPESTATUS[1]}" = 1:0 ] || die "cannot copy $REPO into the board"
 }
 
 board() {
