@@ -130,14 +130,21 @@ def by_set(evaluation, sets: Dict[str, List[str]]) -> Dict[str, Dict[str, float]
         if len(keep) >= 2:
             out[name] = score(evaluation.measured_ms[keep], evaluation.predicted_ms[keep])
             if evaluation.high_ms is not None:
-                low, high = (np.asarray(bounds, dtype=float)[keep] for bounds in (evaluation.low_ms,
-                                                                                 evaluation.high_ms))
-                measured, bounded = evaluation.measured_ms[keep], np.isfinite(high)
-                out[name]["unbounded"] = int(np.sum(~bounded))
-                if bounded.any():  # the share inside among the bounded ones, and their mean width
-                    out[name]["coverage"] = float(((low <= measured) & (measured <= high))[bounded].mean())
-                    out[name]["width"] = float(np.mean((high - low)[bounded] / evaluation.predicted_ms[keep][bounded]))
+                out[name].update(interval_cell(evaluation.measured_ms[keep], evaluation.predicted_ms[keep],
+                                               np.asarray(evaluation.low_ms, dtype=float)[keep],
+                                               np.asarray(evaluation.high_ms, dtype=float)[keep]))
     return out
+
+
+def interval_cell(measured, predicted, low, high) -> Dict[str, float]:
+    """How many intervals were unbounded and, among the bounded ones, the share inside and the mean relative width."""
+    measured, predicted, low, high = (np.asarray(a, dtype=float) for a in (measured, predicted, low, high))
+    bounded = np.isfinite(high)
+    cell = {"unbounded": int(np.sum(~bounded))}
+    if bounded.any():
+        cell.update(coverage=float(((low <= measured) & (measured <= high))[bounded].mean()),
+                    width=float(np.mean((high - low)[bounded] / predicted[bounded])))
+    return cell
 
 
 def _coverage_text(name: str, m: Dict[str, float]) -> str:
@@ -200,13 +207,8 @@ def zoo_left_out(kinds: Sequence[str], dataset: Dataset, work: Path, train_items
         m = score(np.asarray(measured), np.asarray(predicted))
         row.append("{:.0%} ({:.3f})".format(m["within_10"], m["spearman"]))
         if high:
-            bounded = np.isfinite(high)
-            inside = (np.asarray(low) <= measured) & (np.asarray(measured) <= np.asarray(high))
-            widths = (np.asarray(high) - np.asarray(low)) / np.asarray(predicted)
-            cell = {"unbounded": int(np.sum(~bounded))}
-            if bounded.any():
-                cell.update(coverage=float(inside[bounded].mean()), width=float(widths[bounded].mean()))
-            intervals.append("{} {}".format(kind, _coverage_text("zoo", cell)))
+            intervals.append("{} {}".format(kind, _coverage_text("zoo", interval_cell(measured, predicted, low,
+                                                                                       high))))
     print("| " + " | ".join(row) + " |", flush=True)
     if intervals:
         print("  coverage at nominal {:.0%}: {}".format(COVERAGE, "; ".join(intervals)), flush=True)

@@ -103,10 +103,8 @@ def conformal_quantile(residuals: Sequence[float], coverage: float) -> float:
     return float(sorted(residuals)[rank - 1]) if 1 <= rank <= len(residuals) else math.inf
 
 
-def conformal_interval(residuals: Sequence[float], coverage: float, basis: str,
-                       novel_residuals: Optional[Sequence[float]] = None) -> Interval:
-    novel = None if novel_residuals is None else conformal_quantile(novel_residuals, coverage)
-    return Interval(coverage, conformal_quantile(residuals, coverage), len(residuals), basis, novel)
+def conformal_interval(residuals: Sequence[float], coverage: float, basis: str) -> Interval:
+    return Interval(coverage, conformal_quantile(residuals, coverage), len(residuals), basis)
 
 
 def refits_quickly(predictor: Predictor) -> bool:
