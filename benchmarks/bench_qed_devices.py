@@ -2,7 +2,7 @@
 
 2. Unseen phones: one phone is left out entirely (all its columns, both runtimes); the predictor trains on every
    column of the other phones and predicts each held-out column from its reference latency plus K = 0, 5, 10
-   measured models, chosen by the predictor (`choose_shots`, what `trainer calibration-set` asks a user to measure)
+   measured models, chosen by the predictor (`trainer.adapting.chosen_shots`, what `trainer calibration-set` asks a user to measure)
    or at random. The K shots adapt the mix of the training heads (`HeadsPredictor.adapt`); they are not scored.
 3. Another runtime or precision on the same phone and cores: TFLite -> PyTorch Mobile and fp32 -> int8. The
    target column is left out, its source column stays in training, and the target is predicted from K = 10 shots.
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qed_common import REFERENCE, encode_models, join_tables, read_table, score_column  # noqa: E402
 
+from trainer.adapting import chosen_shots  # noqa: E402
 from trainer.predictors import predictor_class  # noqa: E402
-from trainer.predictors.heads import choose_shots, shot_design  # noqa: E402
 
 PHONES = ("pixel4", "s10", "mi8se", "onefusion", "iphonexs")
 
@@ -47,9 +47,8 @@ def pick_shots(predictor, encodings: Sequence, measured: np.ndarray, reference: 
         return []
     if how == "random":
         return sorted(np.random.default_rng(seed).choice(pool, size=k, replace=False).tolist())
-    design = shot_design(predictor, [encodings[i] for i in pool])
-    known = shot_design(predictor, [encodings[reference]])
-    return sorted(pool[i] for i in choose_shots(design, k, known=known))
+    chosen = chosen_shots(predictor, [encodings[i] for i in pool], [encodings[reference]], k)
+    return sorted(pool[i] for i in chosen)
 
 
 def predict_column(predictor, encodings: Sequence, measured: np.ndarray, reference: int, k: int, how: str,

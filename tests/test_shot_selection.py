@@ -66,3 +66,20 @@ def test_evaluate_chooses_the_same_shots_whatever_the_target_measured(setup):  #
     assert len(pool - set(first.ids)) == K
     drawn = evaluate(RecordingHeads(truth), config, dataset, "t", shots=K, shot_selection="random", seed=1)
     assert drawn.ids != first.ids
+
+
+def _summed_variance(design, rows):
+    """Σ over every candidate of x·M⁻¹·x, M = I + Σ over the measured rows of x xᵀ: what V-optimal shots minimise."""
+    inverse = np.linalg.inv(np.eye(design.shape[1]) + design[rows].T @ design[rows])
+    return float(np.einsum("ij,jk,ik->", design, inverse, design))
+
+
+def test_variance_criterion_pins_down_the_predictions_better_than_random_or_determinant_shots():
+    heads, _ = _two_heads(n=500)
+    design = np.exp(np.column_stack([heads, heads[:, :1] * 0.5]))  # ratios of three heads, a linear mix's rows
+    chosen = choose_shots(design, K, criterion="variance")
+    assert len(set(chosen.tolist())) == K
+    assert chosen.tolist() == choose_shots(design.copy(), K, criterion="variance").tolist()
+    random = [_summed_variance(design, np.random.default_rng(s).permutation(len(design))[:K]) for s in range(30)]
+    assert _summed_variance(design, chosen) < min(random)
+    assert _summed_variance(design, chosen) <= _summed_variance(design, choose_shots(design, K))

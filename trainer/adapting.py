@@ -40,7 +40,8 @@ def chosen_shots(predictor: Predictor, encodings: Sequence[GraphEncoding],
                  reference_encodings: Sequence[GraphEncoding], k: int) -> np.ndarray:
     """Indices of the k items whose measurement pins down the adaptation best; the reference is measured anyway."""
     known = shot_design(predictor, reference_encodings) if len(reference_encodings) else None
-    return choose_shots(shot_design(predictor, encodings), k, known)
+    return choose_shots(shot_design(predictor, encodings), k, known,
+                        criterion=getattr(predictor, "shot_criterion", "determinant"))
 
 
 def adapt_predictor(predictor: Predictor, points: Sequence[Example], encodings: Sequence[GraphEncoding],

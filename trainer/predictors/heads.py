@@ -93,23 +93,27 @@ def choose_strength(design: np.ndarray, target: np.ndarray,
 
 
 def choose_shots(design: np.ndarray, k: int, known: Optional[np.ndarray] = None, prior: float = DESIGN_PRIOR,
-                 trim: float = DESIGN_TRIM) -> np.ndarray:
-    """Indices of k distinct rows of `design` (one row of regressors per candidate) chosen greedily to maximise
-    det(prior · I + Σ x xᵀ) over the chosen rows and the `known` ones (measured anyway: the reference). Only rows whose
-    mean regressor lies between its `trim` and 1 − `trim` quantiles compete (all rows if fewer than k do): the
-    extremes fix the mix as well but fit the bulk of the space worse. Each step takes the row with the largest
-    predicted variance x·M⁻¹·x, then updates M⁻¹ by Sherman–Morrison; ties go to the first."""
+                 trim: float = DESIGN_TRIM, criterion: str = "determinant") -> np.ndarray:
+    """Indices of k distinct rows of `design` (one row of regressors per candidate), chosen greedily with the `known`
+    rows (measured anyway: the reference) in M = prior · I + Σ x xᵀ. Criterion "determinant" (D-optimal) maximises
+    det M: each step takes the row with the largest predicted variance x·M⁻¹·x, among the rows whose mean regressor
+    lies between its `trim` and 1 − `trim` quantiles (all rows if fewer than k do; the extremes fix the mix as well but
+    fit the bulk of the space worse). Criterion "variance" (V-optimal) minimises the summed predicted variance over
+    every candidate, the items the adapted predictor will be asked about, so it needs no trim. M⁻¹ is updated by
+    Sherman–Morrison; ties go to the first."""
     design = np.asarray(design, dtype=np.float64)
     if not 0 <= k <= len(design):
         raise ValueError("cannot choose {} of {} candidates".format(k, len(design)))
+    inverse = np.eye(design.shape[1]) / prior
+    for x in [] if known is None else np.asarray(known, dtype=np.float64).reshape(-1, design.shape[1]):
+        inverse = _rank_one_update(inverse, x)
+    if criterion == "variance":
+        return _variance_optimal(design, k, inverse)
     level = design.mean(axis=1)
     low, high = np.quantile(level, [trim, 1.0 - trim]) if len(design) else (0.0, 0.0)
     candidates = np.flatnonzero((level >= low) & (level <= high))
     if len(candidates) < k:
         candidates = np.arange(len(design))
-    inverse = np.eye(design.shape[1]) / prior
-    for x in [] if known is None else np.asarray(known, dtype=np.float64).reshape(-1, design.shape[1]):
-        inverse = _rank_one_update(inverse, x)
     rows = design[candidates]
     chosen: list = []
     for _ in range(k):
@@ -120,6 +124,18 @@ def choose_shots(design: np.ndarray, k: int, known: Optional[np.ndarray] = None,
     return candidates[chosen]
 
 
+def _variance_optimal(design: np.ndarray, k: int, inverse: np.ndarray) -> np.ndarray:
+    """Greedy V-optimal rows: measuring row c lowers Σ_m x_m·M⁻¹·x_m by Σ_m (x_m·M⁻¹·x_c)² / (1 + x_c·M⁻¹·x_c)."""
+    chosen: list = []
+    for _ in range(k):
+        covariance = design @ inverse @ design.T
+        gain = (covariance ** 2).sum(axis=0) / (1.0 + np.diag(covariance))
+        gain[chosen] = -np.inf
+        chosen.append(int(np.argmax(gain)))
+        inverse = _rank_one_update(inverse, design[chosen[-1]])
+    return np.asarray(chosen, dtype=np.int64)
+
+
 def _rank_one_update(inverse: np.ndarray, x: np.ndarray) -> np.ndarray:
     """(M + x xᵀ)⁻¹ from M⁻¹."""
     mx = inverse @ x
@@ -127,10 +143,10 @@ def _rank_one_update(inverse: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def shot_design(predictor: Predictor, encodings: Sequence[GraphEncoding]) -> np.ndarray:
-    """The regressors few-shot adaptation fits on each item: the heads' log ratios for a mix of several heads, else
-    the log prediction and a constant (the log-affine calibration)."""
+    """The regressors few-shot adaptation fits on each item: the heads' rows for a mix of several heads
+    (HeadsPredictor.shot_rows), else the log prediction and a constant (the log-affine calibration)."""
     if isinstance(predictor, HeadsPredictor) and predictor.n_heads > 1:
-        return predictor.log_heads(encodings).astype(np.float64)
+        return predictor.shot_rows(encodings)
     log_p = np.log(np.maximum(predictor.raw_predict(encodings).astype(np.float64), 1e-9))
     return np.column_stack([log_p, np.ones(len(log_p))])
 
@@ -139,6 +155,8 @@ class HeadsPredictor(Predictor):
     """Subclasses build a model with int(hyper["heads"]) outputs and implement `log_heads`."""
 
     multi_device = True
+    # How `choose_shots` picks the K items a new device measures (trainer.adapting.chosen_shots).
+    shot_criterion = "determinant"
 
     def __init__(self, hyper=None, **kwargs):
         super().__init__(dict({"heads": 1}, **(hyper or {})), **kwargs)
@@ -155,6 +173,10 @@ class HeadsPredictor(Predictor):
     def log_heads(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         """[n, heads] predicted log ratios."""
         raise NotImplementedError
+
+    def shot_rows(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        """[n, heads] what `adapt` regresses each item's measurement on: here the heads' log ratios."""
+        return self.log_heads(encodings).astype(np.float64)
 
     def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         log_r = self.log_heads(encodings).astype(np.float64) @ self.mix

@@ -143,6 +143,9 @@ def linear_mix(relative: np.ndarray, target: np.ndarray, strength: float) -> np.
 @register("nodecost")
 class NodeCostPredictor(HeadsPredictor):
     closed_form = True
+    # The mix is linear in the heads' ratios: shots that pin down its predictions over all candidates (V-optimal)
+    # beat D-optimal ones on the phone tables' unseen phones (docs/benchmarks-qed.md#unseen-devices).
+    shot_criterion = "variance"
     # Chosen on the phone tables' unseen-family benchmark (docs/benchmarks-qed.md): huber_delta is a relative error.
     defaults = {"huber_delta": 0.1, "pull": 0.1, "kin_width": 0.05}
 
@@ -166,6 +169,12 @@ class NodeCostPredictor(HeadsPredictor):
 
     def log_heads(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         return np.log(self.head_ratios(encodings))
+
+    def shot_rows(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
+        """[n, heads] each head's ratio over the heads' mean for the item: the linear mix's regressors, as `adapt`
+        fits them (over the measured ratio), on a common scale."""
+        ratios = self.head_ratios(encodings)
+        return ratios / ratios.mean(axis=1, keepdims=True)
 
     def raw_predict(self, encodings: Sequence[GraphEncoding]) -> np.ndarray:
         """The mix is linear: a device's price list as a non-negative mix of the training devices' lists."""
