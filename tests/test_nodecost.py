@@ -11,16 +11,17 @@ from trainer.cost_features import conv_kinds, fused_pointwise
 from trainer.encoding import encode_model
 from trainer.predictors import predictor_class
 from trainer.predictors.nodecost import (
-    NODE_KINDS, NODECOST_VOCABULARY, fit_prices, kin_weights, node_work, robust_prices, summed_work)
+    NODE_KINDS, NODECOST_VOCABULARY, SHARED_COLUMNS, WORK_COLUMNS, fit_prices, kin_weights, node_work, robust_prices,
+    summed_work)
 from trainer.predictors.store import load_predictor, save_predictor
 
 # Planted prices (per unit of node_work's scaled work) on two devices: device b is a CPU on which depthwise convs
 # and calls cost relatively more.
 PRICES = {
-    "a": {"conv_kxk": (40.0, 0.0, 0.0, 2.0), "conv_1x1": (55.0, 0.0, 0.0, 2.0), "conv_depthwise": (0.0, 3.0, 0.0, 2.0),
-          "gemm": (0.0, 0.0, 5.0, 2.0)},
-    "b": {"conv_kxk": (20.0, 0.0, 0.0, 9.0), "conv_1x1": (30.0, 0.0, 0.0, 9.0), "conv_depthwise": (0.0, 6.0, 0.0, 9.0),
-          "gemm": (0.0, 0.0, 4.0, 9.0)},
+    "a": {"conv_kxk": (40.0, 0.0, 0.0, 2.0, 0.0), "conv_1x1": (55.0, 0.0, 0.0, 2.0, 0.0),
+          "conv_depthwise": (0.0, 3.0, 0.0, 2.0, 0.0), "gemm": (0.0, 0.0, 5.0, 2.0, 0.0)},
+    "b": {"conv_kxk": (20.0, 0.0, 0.0, 9.0, 0.0), "conv_1x1": (30.0, 0.0, 0.0, 9.0, 0.0),
+          "conv_depthwise": (0.0, 6.0, 0.0, 9.0, 0.0), "gemm": (0.0, 0.0, 4.0, 9.0, 0.0)},
 }
 
 
@@ -36,7 +37,7 @@ def _network(seed: int) -> onnx.ModelProto:
 
 def _planted_ratio(encoding, device: str) -> float:
     kind, work = node_work(encoding, NODECOST_VOCABULARY)
-    prices = np.zeros((len(NODE_KINDS), 4))
+    prices = np.zeros((len(NODE_KINDS), len(WORK_COLUMNS)))
     for name, row in PRICES[device].items():
         prices[NODE_KINDS.index(name)] = row
     return float((work * prices[kind]).sum())
@@ -68,9 +69,27 @@ def test_conv_kinds():
 
 def test_summed_work_is_the_sum_of_node_work(networks):
     kind, work = node_work(networks[3], NODECOST_VOCABULARY)
-    summed = summed_work([networks[3]], NODECOST_VOCABULARY).reshape(len(NODE_KINDS), 4)
+    design = summed_work([networks[3]], NODECOST_VOCABULARY)[0]
+    summed = design[:-len(SHARED_COLUMNS)].reshape(len(NODE_KINDS), len(WORK_COLUMNS))
     assert np.allclose(summed.sum(axis=0), work.sum(axis=0))
     assert np.allclose(summed[NODE_KINDS.index("conv_depthwise")], work[kind == NODE_KINDS.index("conv_depthwise")].sum(0))
+    conv_flops = summed[:4, WORK_COLUMNS.index("flops")].sum()
+    assert conv_flops > 0 and np.isclose(design[-2 + SHARED_COLUMNS.index("conv_flops")], conv_flops)
+
+
+def test_small_map_flops_count_convs_on_a_7x7_map_from_a_larger_input():
+    """The last stage of a 224×224 CNN (7×7 from 14×14) counts; a 14×14 map and an SE block's 1×1 map do not."""
+    b = GraphBuilder(input_shape=(1, 8, 14, 14), seed=0)
+    wide = b.conv(b.input, 16, kernel=3, bn=False, act="none")
+    small = b.conv(wide, 32, kernel=3, stride=2, bn=False, act="none")
+    squeeze = b.conv(b.global_pool(small), 8, kernel=1, bn=False, act="none")
+    encoding = encode_model(b.build([small, squeeze]), NODECOST_VOCABULARY)
+    kind, work = node_work(encoding, NODECOST_VOCABULARY)
+    flops = work[kind < 4, WORK_COLUMNS.index("flops")]
+    assert len(flops) == 3 and flops.min() > 0
+    design = summed_work([encoding], NODECOST_VOCABULARY)[0]
+    assert np.isclose(design[-2 + SHARED_COLUMNS.index("small_map_conv_flops")], flops[1])
+    assert np.isclose(design[-2 + SHARED_COLUMNS.index("conv_flops")], flops.sum())
 
 
 def test_learns_two_devices_and_predicts_an_unseen_network(networks, labels):

@@ -39,12 +39,20 @@ _OP_KINDS = {
 }
 # "fused": point-wise nodes that run inside the kernel that made their tensor (trainer.cost_features.fused_pointwise)
 NODE_KINDS = CONV_KINDS + tuple(_OP_KINDS) + ("other", "fused")
+WORK_COLUMNS = ("flops", "output_elements", "params", "calls", "bytes_moved")
 # Work units that keep the prices of one device within a few orders of magnitude (the fit's conditioning).
-_WORK_SCALE = np.asarray([1e9, 1e7, 1e7, 1e3])
+_WORK_SCALE = np.asarray([1e9, 1e7, 1e7, 1e3, 4e7])
+# Conv FLOPs priced across conv kinds (each kind's own FLOPs price is its excess): all of them, so a kind no training
+# model has still costs its arithmetic, and those on output maps of at most SMALL_MAP_PIXELS (7×7, the last stage of
+# a 224×224 CNN) from a larger input, where a CPU's GEMM tiles and threads run short of pixels.
+SHARED_COLUMNS = ("conv_flops", "small_map_conv_flops")
+SMALL_MAP_PIXELS = 49
+DESIGN_WIDTH = len(NODE_KINDS) * len(WORK_COLUMNS) + len(SHARED_COLUMNS)
 
 
 def node_work(encoding: GraphEncoding, vocabulary: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
-    """(kind index per node [nodes], work per node [nodes, 4]: FLOPs, output elements, params, one call)."""
+    """(kind index per node [nodes], work per node [nodes, WORK_COLUMNS]: FLOPs, output elements, params, one call,
+    bytes moved)."""
     numeric = numeric_features(encoding, len(vocabulary))
     ops = op_index(encoding, len(vocabulary))
     names = list(vocabulary) + ["other"]
@@ -55,30 +63,43 @@ def node_work(encoding: GraphEncoding, vocabulary: Sequence[str]) -> Tuple[np.nd
     convs = conv_kinds(encoding, vocabulary)
     kind[convs.any(axis=1)] = convs.argmax(axis=1)[convs.any(axis=1)]
     kind[fused_pointwise(encoding, vocabulary)] = NODE_KINDS.index("fused")
-    column = {name: numeric[:, NUMERIC_FEATURES.index(name)] for name in ("flops", "params", "cout", "in_h",
-                                                                            "in_w", "stride_h")}
-    stride = np.maximum(column["stride_h"], 1.0)
-    out_elements = np.maximum(column["cout"], 1.0) * np.maximum(column["in_h"] / stride, 1.0) * \
-        np.maximum(column["in_w"] / stride, 1.0)
-    work = np.stack([column["flops"], out_elements, column["params"], np.ones(len(ops))], axis=1) / _WORK_SCALE
+    column = {name: numeric[:, NUMERIC_FEATURES.index(name)] for name in ("flops", "params", "bytes_moved")}
+    work = np.stack([column["flops"], output_elements(numeric), column["params"], np.ones(len(ops)),
+                     column["bytes_moved"]], axis=1) / _WORK_SCALE
     return kind, work
 
 
+def output_elements(numeric: np.ndarray) -> np.ndarray:
+    return np.maximum(numeric[:, NUMERIC_FEATURES.index("cout")], 1.0) * output_pixels(numeric)
+
+
+def output_pixels(numeric: np.ndarray) -> np.ndarray:
+    stride = np.maximum(numeric[:, NUMERIC_FEATURES.index("stride_h")], 1.0)
+    return np.maximum(numeric[:, NUMERIC_FEATURES.index("in_h")] / stride, 1.0) * \
+        np.maximum(numeric[:, NUMERIC_FEATURES.index("in_w")] / stride, 1.0)
+
+
 def summed_work(encodings: Sequence[GraphEncoding], vocabulary: Sequence[str]) -> np.ndarray:
-    """[graphs, kinds × 4] each graph's work summed per node kind: the plain additive model's design."""
+    """[graphs, DESIGN_WIDTH] each graph's work summed per node kind, then the SHARED_COLUMNS: the design the prices
+    multiply."""
     rows = []
     for encoding in encodings:
         kind, work = node_work(encoding, vocabulary)
         total = np.zeros((len(NODE_KINDS), work.shape[1]))
         np.add.at(total, kind, work)
-        rows.append(total.ravel())
-    return np.asarray(rows).reshape(len(encodings), len(NODE_KINDS) * 4)
+        numeric = numeric_features(encoding, len(vocabulary))
+        conv = kind < len(CONV_KINDS)
+        # + 0.5: the encoding stores sizes as log1p, so a 7×7 map reads back as 49.00001
+        small = conv & (output_pixels(numeric) < SMALL_MAP_PIXELS + 0.5) & \
+            (numeric[:, NUMERIC_FEATURES.index("in_h")] > 1.5)
+        rows.append(np.concatenate([total.ravel(), [work[conv, 0].sum(), work[small, 0].sum()]]))
+    return np.asarray(rows).reshape(len(encodings), DESIGN_WIDTH)
 
 
 def robust_prices(relative: np.ndarray, delta: float, pull: float = 0.0, center: Optional[np.ndarray] = None,
                   iterations: int = 5) -> np.ndarray:
     """Non-negative prices p minimising Σ huber_delta(relative · p − 1) + pull · n · ||s ⊙ (p − center)||², by
-    iteratively reweighted non-negative least squares. relative: [n, kinds × 4] each model's work over its measured
+    iteratively reweighted non-negative least squares. relative: [n, DESIGN_WIDTH] each model's work over its measured
     ratio; s: each work column's mean there, so a price's pull is weighed by its typical share of a latency."""
     from scipy.optimize import nnls
 
@@ -112,7 +133,7 @@ def kin_weights(y: np.ndarray, width: float) -> np.ndarray:
 
 
 def fit_prices(design: np.ndarray, y: np.ndarray, delta: float, pull: float, width: float) -> np.ndarray:
-    """[kinds × 4, devices] each device's robust prices (robust_prices), then refitted with a pull toward its kin's
+    """[DESIGN_WIDTH, devices] each device's robust prices (robust_prices), then refitted with a pull toward its kin's
     average prices (kin_weights); a device with fewer than 2 labels keeps zero prices."""
     known = np.isfinite(y)
     fitted = [j for j in range(y.shape[1]) if known[:, j].sum() >= 2]
@@ -156,7 +177,7 @@ class NodeCostPredictor(HeadsPredictor):
         super().__init__(hyper, vocabulary=vocabulary)
 
     def build(self) -> None:
-        self.prices = np.zeros((len(NODE_KINDS) * 4, self.n_heads))
+        self.prices = np.zeros((DESIGN_WIDTH, self.n_heads))
 
     def fit(self, train, train_y, val, val_y, seed, progress: Optional[ProgressFn] = None) -> FitHistory:
         self.prices = fit_prices(summed_work(train, self.vocabulary), train_y, float(self.hyper["huber_delta"]),
@@ -200,4 +221,9 @@ class NodeCostPredictor(HeadsPredictor):
     def load_tensors(self, tensors: Dict[str, np.ndarray]) -> None:
         tensors = dict(tensors)
         self.load_mix(tensors)
-        self.prices = np.asarray(tensors["prices"], dtype=np.float64).reshape(len(NODE_KINDS) * 4, self.n_heads)
+        prices = np.asarray(tensors["prices"], dtype=np.float64)
+        if prices.size != DESIGN_WIDTH * self.n_heads:
+            raise InputError("nodecost prices for {} work columns per device, this trainer prices {} (its design "
+                             "changed on 2026-12-05); refit the predictor".format(prices.size // self.n_heads,
+                                                                                  DESIGN_WIDTH))
+        self.prices = prices.reshape(DESIGN_WIDTH, self.n_heads)
