@@ -52,7 +52,8 @@ class EncodingCache:
     def flush(self) -> None:
         if self.dir:
             self.dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.dir / "spec_index.json.tmp"
+            # A temp name of this process's own: two processes flushing one cache must not replace each other's file.
+            tmp = self.dir / "spec_index.json.{}.tmp".format(os.getpid())
             tmp.write_text(json.dumps(self._spec_index, sort_keys=True), encoding="utf-8")
             os.replace(tmp, self.dir / "spec_index.json")
 
@@ -71,7 +72,7 @@ class EncodingCache:
         self._memory[sha256] = encoding
         if self.dir:
             self.dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.dir / "{}.tmp.npz".format(sha256)
+            tmp = self.dir / "{}.{}.tmp.npz".format(sha256, os.getpid())
             np.savez(tmp, x=encoding.x, edge_index=encoding.edge_index, static=encoding.static)
             os.replace(tmp, self.dir / "{}.npz".format(sha256))
 
