@@ -3,7 +3,8 @@
 2. Unseen phones: one phone is left out entirely (all its columns, both runtimes); the predictor trains on every
    column of the other phones and predicts each held-out column from its reference latency plus K = 0, 5, 10
    measured models, chosen by the predictor (`trainer.adapting.chosen_shots`, what `trainer calibration-set` asks a
-   user to measure) or at random. The K shots adapt the mix of the training heads (`HeadsPredictor.adapt`); they are not scored.
+   user to measure) or at random. The K shots adapt the mix of the training heads (`HeadsPredictor.adapt`); they
+   are not scored.
 3. Another runtime or precision on the same phone and cores: TFLite -> PyTorch Mobile and fp32 -> int8. The
    target column is left out, its source column stays in training, and the target is predicted from K = 10 shots.
 
